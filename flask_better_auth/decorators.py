@@ -1,0 +1,79 @@
+"""``login_required`` and ``fresh_login_required`` for the app's own views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
+
+from flask import current_app, redirect, request, url_for
+
+from .context import resolve_session
+from .errors import AuthError
+from .state import settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _wants_html() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def _login_redirect() -> Any:
+    view = settings().login_view
+    target = view if view.startswith("/") else url_for(view)
+    # Only the path and query of this request: never an absolute URL someone could forge.
+    next_url = request.full_path if request.query_string else request.path
+    separator = "&" if "?" in target else "?"
+    return redirect(f"{target}{separator}{urlencode({'next': next_url})}")
+
+
+def _unauthorized() -> Any:
+    if settings().login_view and _wants_html():
+        return _login_redirect()
+    raise AuthError(401, "UNAUTHORIZED")
+
+
+def login_required(view: F) -> F:
+    """Answer ``401 UNAUTHORIZED`` JSON unless a session is signed in.
+
+    HTML requests are redirected to ``BETTER_AUTH_LOGIN_VIEW`` (with ``?next=``) when it is
+    set. ``OPTIONS`` (CORS preflight) passes through; async views work.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "OPTIONS" and resolve_session() is None:
+            return _unauthorized()
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def fresh_login_required(view: F) -> F:
+    """Like :func:`login_required`, and the session must be fresh.
+
+    Fresh means signed in less than ``BETTER_AUTH_SESSION_FRESH_AGE`` ago (``403
+    SESSION_NOT_FRESH`` otherwise; a fresh age of 0 turns the check off).
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "OPTIONS":
+            resolved = resolve_session()
+            if resolved is None:
+                return _unauthorized()
+            require_fresh(resolved[0].created_at)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def require_fresh(created_at: datetime) -> None:
+    """Raise ``403 SESSION_NOT_FRESH`` when a session created at ``created_at`` is not fresh."""
+    fresh_age = settings().session.fresh_age
+    if fresh_age.total_seconds() and datetime.now(UTC) - created_at >= fresh_age:
+        raise AuthError(403, "SESSION_NOT_FRESH")

@@ -1,0 +1,111 @@
+"""``BetterAuth``: registers the routes, the session hooks and CORS on a Flask app."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+from flask_sqlalchemy import SQLAlchemy
+
+from .context import apply_cookies, auth_context, resolve_session
+from .errors import AuthError
+from .models import Session, User, metadata
+from .settings import DEFAULTS, AuthSettings, ConfigError
+from .state import AuthState, state
+
+
+class BetterAuth:
+    """Better Auth for Flask.
+
+    ``BetterAuth(app)`` or, in a factory, ``auth = BetterAuth()`` then ``auth.init_app(app)``.
+
+    :param app: the Flask app to set up now (optional).
+    :param db: the app's Flask-SQLAlchemy instance. Without one, the app's registered
+        instance is used, or else one is created (``SQLALCHEMY_DATABASE_URI`` defaults to
+        ``sqlite:///better-auth.sqlite`` in the instance folder).
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+        self._db = db
+        self._own_db: SQLAlchemy | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read and validate the ``BETTER_AUTH_*`` config and register everything on ``app``.
+
+        :raises ConfigError: a setting cannot work (the message says which and why).
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        settings = AuthSettings.from_config(app.config, testing=app.testing)
+        app.extensions["better_auth"] = AuthState(self, settings, self._database_for(app))
+
+        from .routes import bp
+
+        app.register_blueprint(bp, url_prefix=settings.base_path or None)
+        app.before_request(_load_credentials)
+        app.after_request(apply_cookies)
+        app.register_error_handler(AuthError, _render_auth_error)
+        self._setup_cors(app, settings)
+
+    def _database_for(self, app: Flask) -> SQLAlchemy:
+        registered: SQLAlchemy | None = app.extensions.get("sqlalchemy")
+        if self._db is not None:
+            if registered is not self._db:
+                raise ConfigError(
+                    "The db given to BetterAuth is not registered on this app:"
+                    " call db.init_app(app) before auth.init_app(app)."
+                )
+            return self._db
+        if registered is not None:
+            return registered
+        if self._own_db is None:
+            self._own_db = SQLAlchemy()
+        app.config.setdefault("SQLALCHEMY_DATABASE_URI", "sqlite:///better-auth.sqlite")
+        self._own_db.init_app(app)
+        return self._own_db
+
+    @staticmethod
+    def _setup_cors(app: Flask, settings: AuthSettings) -> None:
+        if not settings.cors_origins:
+            return
+        from flask_cors import CORS
+
+        paths = [f"{settings.base_path}/*", *settings.cors_paths]
+        CORS(
+            app,
+            resources={path: {} for path in paths},
+            origins=list(settings.cors_origins),
+            supports_credentials=settings.cors_allow_credentials,
+        )
+
+    @property
+    def db(self) -> SQLAlchemy:
+        """The Flask-SQLAlchemy instance of the current app."""
+        return state().db
+
+    @property
+    def settings(self) -> AuthSettings:
+        """The current app's settings."""
+        return state().settings
+
+    def create_all(self) -> None:
+        """Create the ``user``, ``session``, ``account`` and ``verification`` tables if missing.
+
+        Call it inside an app context.
+        """
+        metadata.create_all(state().db.engine)
+
+    def get_session(self) -> tuple[Session, User] | None:
+        """The current request's ``(session, user)``, or ``None`` when nobody is signed in."""
+        return resolve_session()
+
+
+def _load_credentials() -> None:
+    auth_context()  # reads and verifies credentials only; the session resolves on first use
+
+
+def _render_auth_error(error: AuthError) -> Response:
+    return error.to_response()
+
+
+__all__ = ["AuthState", "BetterAuth", "ConfigError", "state"]

@@ -1,0 +1,203 @@
+"""SQLAlchemy models with Better Auth's table and column names, so a JS deployment's DB opens as is.
+
+Python attributes are snake_case; the columns keep Better Auth's camelCase names. The models live in
+their own :data:`metadata` and work with any Flask-SQLAlchemy ``db`` (the app's or ours).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, MetaData, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from .crypto import generate_id
+
+#: The metadata holding ``user``, ``session``, ``account`` and ``verification``.
+metadata = MetaData()
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, at millisecond precision (what JavaScript dates can hold)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: datetime) -> str:
+    """JavaScript's ``Date.toISOString()``: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_ISO_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Read a stored timestamp: an ISO-8601 string (``T`` or space), or epoch milliseconds."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if abs(value) > 10_000_000_000 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    text = str(value).strip()
+    match = _ISO_RE.match(text)
+    if not match:
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return parse_datetime(float(text))
+        raise ValueError(f"unreadable timestamp: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    tz = UTC
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    parsed = datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        micro,
+        tz,
+    )
+    return parsed.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps.
+
+    PostgreSQL gets ``timestamptz``. SQLite gets Better Auth's own representation, the
+    ``toISOString()`` text, so rows written by either server read back the same and compare
+    correctly as strings.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = parse_datetime(value)
+        return iso(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else parse_datetime(value)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the Better Auth tables."""
+
+    metadata = metadata
+
+
+class User(Base):
+    """A person who can sign in (Better Auth's ``user`` table)."""
+
+    __tablename__ = "user"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    email: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    email_verified: Mapped[bool] = mapped_column(
+        "emailVerified", Boolean, nullable=False, default=False
+    )
+    image: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+
+    def to_json(self) -> dict[str, Any]:
+        """The user object of Better Auth's responses, in its key order."""
+        return {
+            "name": self.name,
+            "email": self.email,
+            "emailVerified": bool(self.email_verified),
+            "image": self.image,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "id": self.id,
+        }
+
+
+class Session(Base):
+    """A signed-in device (Better Auth's ``session`` table). ``token`` is the bearer secret."""
+
+    __tablename__ = "session"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
+    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, nullable=False)
+    token: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+    ip_address: Mapped[str | None] = mapped_column("ipAddress", Text, nullable=True)
+    user_agent: Mapped[str | None] = mapped_column("userAgent", Text, nullable=True)
+    user_id: Mapped[str] = mapped_column(
+        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The session object of Better Auth's responses (token included), in its key order."""
+        return {
+            "expiresAt": iso(self.expires_at),
+            "token": self.token,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "ipAddress": self.ip_address,
+            "userAgent": self.user_agent,
+            "userId": self.user_id,
+            "id": self.id,
+        }
+
+
+class Account(Base):
+    """A way to sign in: ``providerId="credential"`` holds the password hash."""
+
+    __tablename__ = "account"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
+    account_id: Mapped[str] = mapped_column("accountId", Text, nullable=False)
+    provider_id: Mapped[str] = mapped_column("providerId", Text, nullable=False)
+    user_id: Mapped[str] = mapped_column(
+        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    access_token: Mapped[str | None] = mapped_column("accessToken", Text, nullable=True)
+    refresh_token: Mapped[str | None] = mapped_column("refreshToken", Text, nullable=True)
+    id_token: Mapped[str | None] = mapped_column("idToken", Text, nullable=True)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(
+        "accessTokenExpiresAt", UTCDateTime, nullable=True
+    )
+    refresh_token_expires_at: Mapped[datetime | None] = mapped_column(
+        "refreshTokenExpiresAt", UTCDateTime, nullable=True
+    )
+    scope: Mapped[str | None] = mapped_column(Text, nullable=True)
+    password: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+
+
+class Verification(Base):
+    """A short-lived value (reset tokens, OAuth state…) looked up by ``identifier``."""
+
+    __tablename__ = "verification"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
+    identifier: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+
+
+__all__ = ["Account", "Base", "Session", "User", "Verification", "metadata"]

@@ -1,0 +1,147 @@
+"""The endpoint plumbing of the auth blueprint.
+
+Every endpoint runs Better Auth's steps in its order: parse the body (415/400), the origin and
+CSRF checks (403), schema validation (400), the session requirement (401/403), then the handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Literal
+
+from flask import Blueprint, Response, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from ..context import auth_context, resolve_session
+from ..decorators import require_fresh
+from ..errors import AuthError
+from ..models import Session, User
+from ..origin import check_origin, check_redirect_targets
+from ..schemas import Field, parse_body, validate
+from ..state import settings
+from ..store import db_session
+
+logger = logging.getLogger("flask_better_auth")
+
+bp = Blueprint("better_auth", __name__)
+
+AuthLevel = Literal["session", "sensitive", "fresh"] | None
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response as JavaScript writes it: compact, key order kept, ``null`` allowed."""
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    response = Response(body, status=status, mimetype="application/json")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def require_session(level: AuthLevel = "session") -> tuple[Session, User]:
+    """The signed-in session and user, or ``401 UNAUTHORIZED`` (``403`` when not fresh)."""
+    resolved = resolve_session()
+    if resolved is None:
+        raise AuthError(401, "UNAUTHORIZED")
+    if level == "fresh":
+        require_fresh(resolved[0].created_at)
+    return resolved
+
+
+def endpoint(
+    rule: str,
+    *,
+    methods: tuple[str, ...] = ("POST",),
+    fields: tuple[Field, ...] | None = None,
+    allow_form: bool = False,
+    form_csrf: bool = False,
+    auth: AuthLevel = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a Better Auth endpoint on the blueprint.
+
+    :param fields: the body schema (validated, unknown keys dropped); ``None`` passes the
+        parsed body through unvalidated.
+    :param allow_form: also accept ``application/x-www-form-urlencoded`` bodies.
+    :param form_csrf: apply sign-in's Fetch-Metadata CSRF rules to cookie-less requests.
+    :param auth: the session the route needs: ``"session"``, ``"sensitive"`` or ``"fresh"``.
+    """
+
+    def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(handler)
+        def view(**kwargs: Any) -> Any:
+            conf = settings()
+            raw: Any = {}
+            if request.method not in ("GET", "HEAD"):
+                raw = parse_body(request, allow_form=allow_form, max_size=conf.max_body_size)
+            check_origin(conf, request, form_csrf=form_csrf, bearer=auth_context().via_bearer)
+            if request.method not in ("GET", "HEAD"):
+                check_redirect_targets(raw if isinstance(raw, dict) else {}, conf, request)
+            body = validate(raw, fields) if fields is not None else raw
+            if auth is not None:
+                require_session(auth)
+            result = handler(body, **kwargs)
+            return result if isinstance(result, Response) else json_response(result)
+
+        bp.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=list(methods))
+        return handler
+
+    return decorator
+
+
+def empty_response(status: int) -> Response:
+    """A response with no body and no content type (Better Auth's router 404)."""
+    response = Response(b"", status=status)
+    del response.headers["Content-Type"]
+    return response
+
+
+@bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], merge_slashes=False)
+def not_found(unknown: str) -> Response:
+    """Anything else under the base path, wrong methods included: 404 with an empty body."""
+    return empty_response(404)
+
+
+@bp.errorhandler(AuthError)
+def _auth_error(error: AuthError) -> Response:
+    _rollback()
+    return error.to_response()
+
+
+@bp.errorhandler(OperationalError)
+def _database_unavailable(error: OperationalError) -> Response:
+    _rollback()
+    logger.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
+    return AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}).to_response()
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    _rollback()
+    status = error.code or 500
+    if status == 413:
+        return AuthError(413, "PAYLOAD_TOO_LARGE").to_response()
+    if status in (404, 405):
+        return empty_response(404)
+    return AuthError(
+        status, (error.name or "ERROR").upper().replace(" ", "_"), error.description
+    ).to_response()
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    _rollback()
+    logger.exception("unexpected error in %s %s", request.method, request.path)
+    return AuthError(500, "INTERNAL_SERVER_ERROR").to_response()
+
+
+def _rollback() -> None:
+    try:
+        db_session().rollback()
+    except Exception:  # the database may be the very thing that failed
+        logger.debug("rollback failed", exc_info=True)
+
+
+__all__ = ["bp", "empty_response", "endpoint", "json_response", "require_session", "settings"]

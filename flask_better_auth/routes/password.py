@@ -1,0 +1,90 @@
+"""``POST /change-password`` and ``POST /verify-password``, and the password length rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..context import create_session, end_session
+from ..crypto import hash_password, verify_password
+from ..errors import AuthError
+from ..models import utcnow
+from ..schemas import Field
+from ..settings import AuthSettings
+from ..signals import session_revoked
+from ..store import commit, credential_account, db_session, delete_sessions
+from .base import endpoint, require_session, settings
+
+
+def js_length(text: str) -> int:
+    """A string's length as JavaScript counts it (UTF-16 code units), as Better Auth checks it."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def check_length(password: str, conf: AuthSettings) -> None:
+    """``400 PASSWORD_TOO_SHORT`` / ``PASSWORD_TOO_LONG`` by the configured bounds."""
+    length = js_length(password)
+    if length < conf.password.min_length:
+        raise AuthError(400, "PASSWORD_TOO_SHORT")
+    if length > conf.password.max_length:
+        raise AuthError(400, "PASSWORD_TOO_LONG")
+
+
+def check_current_password(user_id: str, password: str, conf: AuthSettings) -> None:
+    """Verify the user's current password: 400 CREDENTIAL_ACCOUNT_NOT_FOUND / INVALID_PASSWORD."""
+    account = credential_account(user_id)
+    if account is None or not account.password:
+        raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
+    commit()  # no transaction stays open during the hash
+    if not verify_password(account.password, password, n=conf.password.scrypt_n):
+        raise AuthError(400, "INVALID_PASSWORD")
+
+
+CHANGE_FIELDS = (
+    Field("newPassword", required=True),
+    Field("currentPassword", required=True),
+    Field("revokeOtherSessions", "boolean"),
+)
+
+
+@endpoint("/change-password", fields=CHANGE_FIELDS, auth="sensitive")
+def change_password(body: dict[str, Any]) -> Any:
+    """Change the password; with ``revokeOtherSessions`` every session is replaced by a new one."""
+    conf = settings()
+    _session, user = require_session("sensitive")
+    new_password: str = body["newPassword"]
+    check_length(new_password, conf)
+    if js_length(body["currentPassword"]) > conf.password.max_length:
+        raise AuthError(400, "PASSWORD_TOO_LONG")
+    check_current_password(user.id, body["currentPassword"], conf)
+    new_hash = hash_password(new_password, n=conf.password.scrypt_n)
+
+    account = credential_account(user.id)
+    if account is None:  # deleted meanwhile
+        raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
+    account.password = new_hash
+    account.updated_at = utcnow()
+    token = None
+    if body.get("revokeOtherSessions"):
+        delete_sessions(user.id)
+        end_session()
+        token = create_session(user).token
+    db_session().flush()
+    commit()
+    if token is not None:
+        session_revoked.send(
+            current_app._get_current_object(),
+            user_id=user.id,
+            tokens=None,  # type: ignore[attr-defined]
+        )
+    return {"token": token, "user": user.to_json()}
+
+
+@endpoint("/verify-password", fields=(Field("password", required=True),), auth="sensitive")
+def verify_password_route(body: dict[str, Any]) -> Any:
+    """Check the signed-in user's password: ``{"status": true}`` or 400 INVALID_PASSWORD."""
+    conf = settings()
+    _, user = require_session("sensitive")
+    check_current_password(user.id, body["password"], conf)
+    return {"status": True}

@@ -1,0 +1,61 @@
+"""``POST /sign-in/email``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..context import create_session
+from ..crypto import burn_password_check, verify_password
+from ..errors import AuthError
+from ..schemas import Field, is_email
+from ..signals import user_signed_in
+from ..store import commit, credential_account, user_by_email
+from .base import endpoint, json_response, settings
+from .password import js_length
+
+FIELDS = (
+    Field("email", required=True),
+    Field("password", required=True),
+    Field("callbackURL"),
+    Field("rememberMe", "boolean"),
+)
+
+
+@endpoint("/sign-in/email", fields=FIELDS, allow_form=True, form_csrf=True)
+def sign_in_email(body: dict[str, Any]) -> Any:
+    """Sign in with email and password.
+
+    Unknown email, no password and wrong password all answer the same 401, after the same work.
+    """
+    conf = settings()
+    if not conf.password.enabled:
+        raise AuthError(400, "EMAIL_PASSWORD_DISABLED")
+    email: str = body["email"]
+    password: str = body["password"]
+    if not is_email(email):
+        raise AuthError(400, "INVALID_EMAIL")
+    if js_length(password) > conf.password.max_length:
+        raise AuthError(400, "PASSWORD_TOO_LONG")
+    n = conf.password.scrypt_n
+    user = user_by_email(email)
+    account = credential_account(user.id) if user is not None else None
+    if user is None or account is None or not account.password:
+        burn_password_check(password, n=n)
+        raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
+    commit()  # end the read transaction: nothing is held open during the hash
+    if not verify_password(account.password, password, n=n):
+        raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
+    if conf.password.require_email_verification and not user.email_verified:
+        raise AuthError(403, "EMAIL_NOT_VERIFIED")
+
+    session = create_session(user, dont_remember=body.get("rememberMe") is False)
+    commit()
+    user_signed_in.send(current_app._get_current_object(), user=user, session=session)  # type: ignore[attr-defined]
+    callback = body.get("callbackURL")
+    data: dict[str, Any] = {"redirect": bool(callback), "token": session.token}
+    if callback:
+        data["url"] = callback
+    data["user"] = user.to_json()
+    return json_response(data, headers={"Location": callback} if callback else None)

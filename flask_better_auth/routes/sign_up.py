@@ -1,0 +1,105 @@
+"""``POST /sign-up/email``: create a user and its credential account, then sign in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from ..context import create_session
+from ..crypto import generate_id, hash_password
+from ..errors import AuthError
+from ..models import Account, User, utcnow
+from ..schemas import Field
+from ..signals import user_signed_in, user_signed_up
+from ..store import CREDENTIAL, commit, db_session, user_by_email
+from .base import endpoint, settings
+from .password import check_length
+
+FIELDS = (
+    Field("name", required=True),
+    Field("email", "email", required=True),
+    Field("password", required=True),
+    Field("image", nullable=True),
+    Field("callbackURL"),
+    Field("rememberMe", "boolean"),
+)
+
+
+def _synthetic_user(name: str, email: str, image: str | None) -> dict[str, Any]:
+    """The answer for an existing email when the answer must not tell (generic mode)."""
+    now = utcnow()
+    return User(
+        id=generate_id(),
+        name=name,
+        email=email,
+        email_verified=False,
+        image=None,
+        created_at=now,
+        updated_at=now,
+    ).to_json()
+
+
+@endpoint("/sign-up/email", fields=FIELDS, allow_form=True, form_csrf=True)
+def sign_up_email(body: dict[str, Any]) -> Any:
+    """Sign up with email and password; the user and credential account commit together."""
+    conf = settings()
+    if not conf.password.enabled or conf.password.disable_sign_up:
+        raise AuthError(400, "EMAIL_PASSWORD_SIGN_UP_DISABLED")
+    password: str = body["password"]
+    check_length(password, conf)
+    email = body["email"].lower()
+    name: str = body["name"]
+    image = body.get("image")
+    # Users sign in only after verifying, or not automatically: the answer must not reveal
+    # whether the email was taken ("generic duplicate" mode).
+    generic = conf.password.require_email_verification or not conf.password.auto_sign_in
+
+    # Hash before any database work: a slow hash inside a transaction stalls every writer.
+    password_hash = hash_password(password, n=conf.password.scrypt_n)
+
+    if user_by_email(email) is not None:
+        if generic:
+            return {"token": None, "user": _synthetic_user(name, email, image)}
+        raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
+
+    now = utcnow()
+    user = User(
+        id=generate_id(),
+        name=name,
+        email=email,
+        email_verified=False,
+        image=image,
+        created_at=now,
+        updated_at=now,
+    )
+    account = Account(
+        id=generate_id(),
+        account_id=user.id,
+        provider_id=CREDENTIAL,
+        user_id=user.id,
+        password=password_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    db = db_session()
+    db.add(user)
+    db.flush()  # the user row first: the account's foreign key points at it
+    db.add(account)
+    session = None
+    if not generic:
+        session = create_session(user, dont_remember=body.get("rememberMe") is False)
+    try:
+        commit()
+    except IntegrityError:
+        db.rollback()
+        if generic:
+            return {"token": None, "user": _synthetic_user(name, email, image)}
+        raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    user_signed_up.send(app, user=user)
+    if session is not None:
+        user_signed_in.send(app, user=user, session=session)
+    return {"token": session.token if session else None, "user": user.to_json()}

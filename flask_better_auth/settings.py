@@ -1,0 +1,357 @@
+"""Typed settings: every ``BETTER_AUTH_*`` key, read once from ``app.config`` and validated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Better Auth's scrypt cost. Hashes made with another N do not verify anywhere else.
+SCRYPT_N = 16384
+
+#: Every configuration key with its default. ``init_app`` applies them with ``setdefault``.
+DEFAULTS: dict[str, Any] = {
+    "BETTER_AUTH_SECRET": None,
+    "BETTER_AUTH_SECRET_FALLBACKS": [],
+    "BETTER_AUTH_BASE_URL": None,
+    "BETTER_AUTH_BASE_PATH": "/api/auth",
+    "BETTER_AUTH_TRUSTED_ORIGINS": [],
+    "BETTER_AUTH_COOKIE_PREFIX": "better-auth",
+    "BETTER_AUTH_SESSION_COOKIE_NAME": None,
+    "BETTER_AUTH_SESSION_DATA_COOKIE_NAME": None,
+    "BETTER_AUTH_DONT_REMEMBER_COOKIE_NAME": None,
+    "BETTER_AUTH_COOKIE_SECURE": True,
+    "BETTER_AUTH_COOKIE_SECURE_PREFIX": False,
+    "BETTER_AUTH_COOKIE_HTTPONLY": True,
+    "BETTER_AUTH_COOKIE_SAMESITE": "Lax",
+    "BETTER_AUTH_COOKIE_DOMAIN": None,
+    "BETTER_AUTH_COOKIE_PATH": "/",
+    "BETTER_AUTH_COOKIE_MAX_AGE": True,
+    "BETTER_AUTH_SESSION_EXPIRES_IN": timedelta(days=7),
+    "BETTER_AUTH_SESSION_UPDATE_AGE": timedelta(days=1),
+    "BETTER_AUTH_SESSION_FRESH_AGE": timedelta(days=1),
+    "BETTER_AUTH_DISABLE_SESSION_REFRESH": False,
+    "BETTER_AUTH_EMAIL_AND_PASSWORD_ENABLED": True,
+    "BETTER_AUTH_DISABLE_SIGN_UP": False,
+    "BETTER_AUTH_AUTO_SIGN_IN": True,
+    "BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION": False,
+    "BETTER_AUTH_MIN_PASSWORD_LENGTH": 8,
+    "BETTER_AUTH_MAX_PASSWORD_LENGTH": 128,
+    "BETTER_AUTH_DELETE_USER_ENABLED": False,
+    "BETTER_AUTH_BEARER_ENABLED": True,
+    "BETTER_AUTH_BEARER_REQUIRE_SIGNATURE": False,
+    "BETTER_AUTH_CORS_ORIGINS": [],
+    "BETTER_AUTH_CORS_ALLOW_CREDENTIALS": True,
+    "BETTER_AUTH_CORS_PATHS": [],
+    "BETTER_AUTH_DISABLE_ORIGIN_CHECK": False,
+    "BETTER_AUTH_DISABLE_CSRF_CHECK": False,
+    "BETTER_AUTH_IP_ADDRESS_HEADERS": ["x-forwarded-for"],
+    "BETTER_AUTH_DISABLE_IP_TRACKING": False,
+    "BETTER_AUTH_MAX_BODY_SIZE": 1024 * 1024,
+    "BETTER_AUTH_LOGIN_VIEW": None,
+    "BETTER_AUTH_SCRYPT_N": SCRYPT_N,
+}
+
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+class ConfigError(ValueError):
+    """A ``BETTER_AUTH_*`` key has a value that cannot work; raised by ``init_app``."""
+
+
+@dataclass(frozen=True)
+class CookieSettings:
+    """Names and attributes of the cookies the extension writes."""
+
+    session_token: str
+    session_data: str
+    dont_remember: str
+    secure: bool
+    httponly: bool
+    samesite: str
+    domain: str | None
+    path: str
+    max_age: bool
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Session lifetime rules (Better Auth's ``session`` options)."""
+
+    expires_in: timedelta
+    update_age: timedelta
+    fresh_age: timedelta
+    disable_refresh: bool
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    """Email + password sign-in options (Better Auth's ``emailAndPassword``)."""
+
+    enabled: bool
+    disable_sign_up: bool
+    auto_sign_in: bool
+    require_email_verification: bool
+    min_length: int
+    max_length: int
+    scrypt_n: int
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """All settings of one app, built once by :meth:`from_config` in ``init_app``."""
+
+    secret: str
+    secret_fallbacks: tuple[str, ...]
+    base_url: str | None
+    base_path: str
+    trusted_origins: tuple[str, ...]
+    cookies: CookieSettings
+    session: SessionSettings
+    password: PasswordSettings
+    delete_user_enabled: bool
+    bearer_enabled: bool
+    bearer_require_signature: bool
+    cors_origins: tuple[str, ...]
+    cors_allow_credentials: bool
+    cors_paths: tuple[str, ...]
+    disable_origin_check: bool
+    disable_csrf_check: bool
+    ip_address_headers: tuple[str, ...]
+    disable_ip_tracking: bool
+    max_body_size: int
+    login_view: str | None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret that verifies a signature: the current one first, then the fallbacks."""
+        return (self.secret, *self.secret_fallbacks)
+
+    @property
+    def base_origin(self) -> str | None:
+        """The origin (scheme://host[:port]) of ``base_url``, trusted implicitly."""
+        if not self.base_url:
+            return None
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, testing: bool = False) -> AuthSettings:
+        """Read and validate every ``BETTER_AUTH_*`` key.
+
+        :param config: the app's config (defaults already applied).
+        :param testing: the app's ``TESTING`` flag; only then may the scrypt cost be lowered.
+        :raises ConfigError: with a message naming the key and what is wrong.
+        """
+
+        def get(name: str) -> Any:
+            key = f"BETTER_AUTH_{name}"
+            return config.get(key, DEFAULTS[key])
+
+        secret = get("SECRET")
+        if not secret or not isinstance(secret, str):
+            raise ConfigError(
+                "BETTER_AUTH_SECRET is not set: set it to a random string of at least 32"
+                " characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+        if len(secret) < 32:
+            raise ConfigError(
+                f"BETTER_AUTH_SECRET is too short ({len(secret)} characters): use at least 32."
+            )
+        fallbacks = _as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
+
+        base_url = get("BASE_URL") or None
+        if base_url is not None:
+            parts = urlsplit(str(base_url))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"BETTER_AUTH_BASE_URL must be an http(s) URL like https://example.com,"
+                    f" not {base_url!r}."
+                )
+            base_url = str(base_url).rstrip("/")
+        base_path = str(get("BASE_PATH") or "")
+        if not base_path.startswith("/") or (base_path != "/" and base_path.endswith("/")):
+            raise ConfigError(
+                f"BETTER_AUTH_BASE_PATH must start with '/' and not end with one: {base_path!r}."
+            )
+
+        samesite_raw = str(get("COOKIE_SAMESITE") or "")
+        samesite = _SAMESITE.get(samesite_raw.lower())
+        if samesite is None:
+            raise ConfigError(
+                "BETTER_AUTH_COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None',"
+                f" not {samesite_raw!r}."
+            )
+        secure = _as_bool("COOKIE_SECURE", get("COOKIE_SECURE"))
+        if samesite == "None" and not secure:
+            raise ConfigError(
+                "BETTER_AUTH_COOKIE_SAMESITE='None' requires BETTER_AUTH_COOKIE_SECURE=True:"
+                " browsers reject SameSite=None cookies without Secure."
+            )
+        secure_prefix = _as_bool("COOKIE_SECURE_PREFIX", get("COOKIE_SECURE_PREFIX"))
+        if secure_prefix and not secure:
+            raise ConfigError(
+                "BETTER_AUTH_COOKIE_SECURE_PREFIX=True requires BETTER_AUTH_COOKIE_SECURE=True."
+            )
+        prefix = str(get("COOKIE_PREFIX") or "better-auth")
+        name_prefix = "__Secure-" if secure_prefix else ""
+
+        def cookie_name(key: str, suffix: str) -> str:
+            return name_prefix + str(get(key) or f"{prefix}.{suffix}")
+
+        cookies = CookieSettings(
+            session_token=cookie_name("SESSION_COOKIE_NAME", "session-token"),
+            session_data=cookie_name("SESSION_DATA_COOKIE_NAME", "session-data"),
+            dont_remember=cookie_name("DONT_REMEMBER_COOKIE_NAME", "dont-remember"),
+            secure=secure,
+            httponly=_as_bool("COOKIE_HTTPONLY", get("COOKIE_HTTPONLY")),
+            samesite=samesite,
+            domain=get("COOKIE_DOMAIN") or None,
+            path=str(get("COOKIE_PATH") or "/"),
+            max_age=_as_bool("COOKIE_MAX_AGE", get("COOKIE_MAX_AGE")),
+        )
+        session = SessionSettings(
+            expires_in=_as_duration("SESSION_EXPIRES_IN", get("SESSION_EXPIRES_IN")),
+            update_age=_as_duration("SESSION_UPDATE_AGE", get("SESSION_UPDATE_AGE")),
+            fresh_age=_as_duration("SESSION_FRESH_AGE", get("SESSION_FRESH_AGE")),
+            disable_refresh=_as_bool("DISABLE_SESSION_REFRESH", get("DISABLE_SESSION_REFRESH")),
+        )
+        if session.expires_in.total_seconds() == 0:
+            raise ConfigError("BETTER_AUTH_SESSION_EXPIRES_IN must be longer than zero.")
+        if session.expires_in > timedelta(days=400):
+            raise ConfigError(
+                "BETTER_AUTH_SESSION_EXPIRES_IN is over 400 days, the longest cookie lifetime"
+                " browsers keep."
+            )
+
+        min_len = _as_int("MIN_PASSWORD_LENGTH", get("MIN_PASSWORD_LENGTH"))
+        max_len = _as_int("MAX_PASSWORD_LENGTH", get("MAX_PASSWORD_LENGTH"))
+        if min_len < 1 or max_len < min_len:
+            raise ConfigError(
+                "BETTER_AUTH_MIN_PASSWORD_LENGTH must be at least 1 and no more than"
+                f" BETTER_AUTH_MAX_PASSWORD_LENGTH (got {min_len} and {max_len})."
+            )
+        scrypt_n = _as_int("SCRYPT_N", get("SCRYPT_N"))
+        if scrypt_n != SCRYPT_N and not testing:
+            raise ConfigError(
+                f"BETTER_AUTH_SCRYPT_N may differ from {SCRYPT_N} only when TESTING is on:"
+                " other values make hashes no Better Auth deployment can verify."
+            )
+        if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
+            raise ConfigError(f"BETTER_AUTH_SCRYPT_N must be a power of two, not {scrypt_n}.")
+        password = PasswordSettings(
+            enabled=_as_bool("EMAIL_AND_PASSWORD_ENABLED", get("EMAIL_AND_PASSWORD_ENABLED")),
+            disable_sign_up=_as_bool("DISABLE_SIGN_UP", get("DISABLE_SIGN_UP")),
+            auto_sign_in=_as_bool("AUTO_SIGN_IN", get("AUTO_SIGN_IN")),
+            require_email_verification=_as_bool(
+                "REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION")
+            ),
+            min_length=min_len,
+            max_length=max_len,
+            scrypt_n=scrypt_n,
+        )
+
+        trusted = tuple(
+            o.rstrip("/") for o in _as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
+        )
+        cors_origins = tuple(_as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
+        cors_credentials = _as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
+        if cors_credentials and "*" in cors_origins:
+            raise ConfigError(
+                "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while"
+                " BETTER_AUTH_CORS_ALLOW_CREDENTIALS is on: list the origins."
+            )
+        max_body = _as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
+        if max_body < 1024:
+            raise ConfigError("BETTER_AUTH_MAX_BODY_SIZE must be at least 1024 bytes.")
+
+        return cls(
+            secret=secret,
+            secret_fallbacks=tuple(fallbacks),
+            base_url=base_url,
+            base_path=base_path.rstrip("/") if base_path != "/" else "",
+            trusted_origins=trusted,
+            cookies=cookies,
+            session=session,
+            password=password,
+            delete_user_enabled=_as_bool("DELETE_USER_ENABLED", get("DELETE_USER_ENABLED")),
+            bearer_enabled=_as_bool("BEARER_ENABLED", get("BEARER_ENABLED")),
+            bearer_require_signature=_as_bool(
+                "BEARER_REQUIRE_SIGNATURE", get("BEARER_REQUIRE_SIGNATURE")
+            ),
+            cors_origins=cors_origins,
+            cors_allow_credentials=cors_credentials,
+            cors_paths=tuple(_as_list("CORS_PATHS", get("CORS_PATHS"))),
+            disable_origin_check=_as_bool("DISABLE_ORIGIN_CHECK", get("DISABLE_ORIGIN_CHECK")),
+            disable_csrf_check=_as_bool("DISABLE_CSRF_CHECK", get("DISABLE_CSRF_CHECK")),
+            ip_address_headers=tuple(
+                h.lower() for h in _as_list("IP_ADDRESS_HEADERS", get("IP_ADDRESS_HEADERS"))
+            ),
+            disable_ip_tracking=_as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
+            max_body_size=max_body,
+            login_view=get("LOGIN_VIEW") or None,
+        )
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off", ""):
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"BETTER_AUTH_{name} must be true or false, not {value!r}.")
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"BETTER_AUTH_{name} must be an integer, not {value!r}.")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"BETTER_AUTH_{name} must be an integer, not {value!r}.") from None
+
+
+def _as_duration(name: str, value: Any) -> timedelta:
+    """A ``timedelta``, or a number of seconds (int, float or numeric string)."""
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            duration = timedelta(seconds=float(value))
+        except ValueError:
+            raise ConfigError(
+                f"BETTER_AUTH_{name} must be a timedelta or a number of seconds, not {value!r}."
+            ) from None
+    else:
+        raise ConfigError(
+            f"BETTER_AUTH_{name} must be a timedelta or a number of seconds, not {value!r}."
+        )
+    if duration < timedelta(0):
+        raise ConfigError(f"BETTER_AUTH_{name} must not be negative ({value!r}).")
+    return duration
+
+
+def _as_list(name: str, value: Any) -> list[str]:
+    """A list of strings, from a list/tuple, a JSON list string, or a comma-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ConfigError(
+                    f"BETTER_AUTH_{name} is not a valid JSON list: {text!r}."
+                ) from None
+        else:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"BETTER_AUTH_{name} must be a list of strings, not {value!r}.")

@@ -1,0 +1,39 @@
+"""Per-app state: what ``app.extensions["better_auth"]`` holds, and how code reaches it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from .settings import AuthSettings
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .extension import BetterAuth
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """One app's extension, settings (read once in ``init_app``) and database."""
+
+    extension: BetterAuth
+    settings: AuthSettings
+    db: SQLAlchemy
+
+
+def state() -> AuthState:
+    """The current app's :class:`AuthState`."""
+    try:
+        return current_app.extensions["better_auth"]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "BetterAuth is not registered on this app: call BetterAuth(app) or auth.init_app(app)."
+        ) from None
+
+
+def settings() -> AuthSettings:
+    """The current app's settings."""
+    return state().settings

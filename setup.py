@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="flask-better-auth",
+    version="0.1.0",
+    description="Better Auth for Flask: Better Auth 1.7's HTTP API, sessions and cookies on Flask.",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["flask_better_auth", "flask_better_auth.*"]),
+    package_data={"flask_better_auth": ["py.typed"]},
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        "flask>=3.0",
+        "flask-sqlalchemy>=3.1",
+        "flask-cors>=4.0",
+        "itsdangerous>=2.1",
+    ],
+    extras_require={
+        "postgres": ["psycopg[binary]>=3.1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "psycopg[binary]>=3.1"],
+    },
+    classifiers=[
+        "Framework :: Flask",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP :: Session",
+        "Typing :: Typed",
+    ],
+)
