@@ -30,9 +30,13 @@ def request_origin(request: Request) -> str:
 
 
 def trusted_origins(settings: AuthSettings, request: Request) -> tuple[str, ...]:
-    """The base URL's origin (or, without one, the request's own) plus the configured ones."""
+    """The base URL's origin (or, without one, the request's own) plus the configured ones.
+
+    Origins allowed to make credentialed CORS calls (``BETTER_AUTH_CORS_ORIGINS``) are trusted
+    too: a site that may read our answers with cookies is already trusted with them.
+    """
     own = settings.base_origin or request_origin(request)
-    return (own, *settings.trusted_origins)
+    return (own, *settings.trusted_origins, *settings.cors_origins)
 
 
 def _origin_of(url: str) -> str | None:

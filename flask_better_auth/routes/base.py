@@ -85,7 +85,13 @@ def endpoint(
             result = handler(body, **kwargs)
             return result if isinstance(result, Response) else json_response(result)
 
-        bp.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=list(methods))
+        bp.add_url_rule(
+            rule,
+            endpoint=handler.__name__,
+            view_func=view,
+            methods=list(methods),
+            merge_slashes=False,
+        )
         return handler
 
     return decorator
