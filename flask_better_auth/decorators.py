@@ -23,7 +23,7 @@ def _wants_html() -> bool:
 
 
 def _login_redirect() -> Any:
-    view = settings().login_view
+    view = settings().login_view or "/"
     target = view if view.startswith("/") else url_for(view)
     # Only the path and query of this request: never an absolute URL someone could forge.
     next_url = request.full_path if request.query_string else request.path

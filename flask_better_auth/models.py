@@ -10,9 +10,9 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, MetaData, Text
+from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, Index, MetaData, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 from .crypto import generate_id
 
@@ -71,6 +71,15 @@ def parse_datetime(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+class _SQLiteDate(UserDefinedType[str]):
+    """SQLite's column type ``date`` as Better Auth declares it, holding ISO text as is."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "date"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC timestamps.
 
@@ -84,7 +93,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(Text())
+            return dialect.type_descriptor(_SQLiteDate())
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
@@ -135,6 +144,7 @@ class Session(Base):
     """A signed-in device (Better Auth's ``session`` table). ``token`` is the bearer secret."""
 
     __tablename__ = "session"
+    __table_args__ = (Index("session_userId_idx", "userId"),)
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
     expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, nullable=False)
@@ -144,7 +154,7 @@ class Session(Base):
     ip_address: Mapped[str | None] = mapped_column("ipAddress", Text, nullable=True)
     user_agent: Mapped[str | None] = mapped_column("userAgent", Text, nullable=True)
     user_id: Mapped[str] = mapped_column(
-        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False
     )
 
     def to_json(self) -> dict[str, Any]:
@@ -165,12 +175,13 @@ class Account(Base):
     """A way to sign in: ``providerId="credential"`` holds the password hash."""
 
     __tablename__ = "account"
+    __table_args__ = (Index("account_userId_idx", "userId"),)
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
     account_id: Mapped[str] = mapped_column("accountId", Text, nullable=False)
     provider_id: Mapped[str] = mapped_column("providerId", Text, nullable=False)
     user_id: Mapped[str] = mapped_column(
-        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+        "userId", Text, ForeignKey("user.id", ondelete="CASCADE"), nullable=False
     )
     access_token: Mapped[str | None] = mapped_column("accessToken", Text, nullable=True)
     refresh_token: Mapped[str | None] = mapped_column("refreshToken", Text, nullable=True)
@@ -191,9 +202,10 @@ class Verification(Base):
     """A short-lived value (reset tokens, OAuth state…) looked up by ``identifier``."""
 
     __tablename__ = "verification"
+    __table_args__ = (Index("verification_identifier_idx", "identifier"),)
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
-    identifier: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    identifier: Mapped[str] = mapped_column(Text, nullable=False)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, nullable=False)
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)

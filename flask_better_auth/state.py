@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import current_app
+from flask import Flask, current_app
 
 from .settings import AuthSettings
 
@@ -32,6 +32,11 @@ def state() -> AuthState:
         raise RuntimeError(
             "BetterAuth is not registered on this app: call BetterAuth(app) or auth.init_app(app)."
         ) from None
+
+
+def app_object() -> Flask:
+    """The real app behind ``current_app`` (the sender of our signals)."""
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
 
 
 def settings() -> AuthSettings:

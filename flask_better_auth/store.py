@@ -13,7 +13,7 @@ CREDENTIAL = "credential"
 
 def db_session() -> OrmSession:
     """The SQLAlchemy session of the app's ``db`` (the one given to ``BetterAuth`` or ours)."""
-    return state().db.session()  # type: ignore[no-any-return]
+    return state().db.session()
 
 
 def commit() -> None:

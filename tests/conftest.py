@@ -59,8 +59,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return url
 
 
-def make_app(database_url: str, **overrides: Any) -> Flask:
-    """A small app like a user's: the extension, a protected route and an open one."""
+def make_app(database_url: str, *, create_tables: bool = True, **overrides: Any) -> Flask:
+    """A small app like a user's: the extension, a protected route and an open one.
+
+    ``overrides`` are ``BETTER_AUTH_*`` settings without the prefix (``COOKIE_SECURE=False``).
+    """
     app = Flask(__name__)
     app.config.update(
         TESTING=True,
@@ -87,9 +90,10 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
     def open_route() -> Any:
         return jsonify(signed_in=bool(current_user))
 
-    with app.app_context():
-        metadata.drop_all(auth.db.engine)
-        metadata.create_all(auth.db.engine)
+    if create_tables:
+        with app.app_context():
+            metadata.drop_all(auth.db.engine)
+            metadata.create_all(auth.db.engine)
     return app
 
 

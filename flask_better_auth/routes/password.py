@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from ..context import create_session, end_session
 from ..crypto import hash_password, verify_password
 from ..errors import AuthError
@@ -13,6 +11,7 @@ from ..models import utcnow
 from ..schemas import Field
 from ..settings import AuthSettings
 from ..signals import session_revoked
+from ..state import app_object
 from ..store import commit, credential_account, db_session, delete_sessions
 from .base import endpoint, require_session, settings
 
@@ -74,9 +73,9 @@ def change_password(body: dict[str, Any]) -> Any:
     commit()
     if token is not None:
         session_revoked.send(
-            current_app._get_current_object(),
+            app_object(),
             user_id=user.id,
-            tokens=None,  # type: ignore[attr-defined]
+            tokens=None,
         )
     return {"token": token, "user": user.to_json()}
 

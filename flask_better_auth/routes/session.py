@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from ..context import end_session, resolve_session
 from ..errors import AuthError
 from ..schemas import Field
 from ..signals import session_revoked
+from ..state import app_object
 from ..store import active_sessions, commit, delete_sessions
 from .base import endpoint, json_response, require_session
 
@@ -46,7 +47,7 @@ def list_sessions(body: Any) -> Any:
 
 
 def _revoked(user_id: str, tokens: list[str] | None) -> None:
-    session_revoked.send(current_app._get_current_object(), user_id=user_id, tokens=tokens)  # type: ignore[attr-defined]
+    session_revoked.send(app_object(), user_id=user_id, tokens=tokens)
 
 
 @endpoint("/revoke-session", fields=(Field("token", required=True),), auth="sensitive")

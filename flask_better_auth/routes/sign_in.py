@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from ..context import create_session
 from ..crypto import burn_password_check, verify_password
 from ..errors import AuthError
 from ..schemas import Field, is_email
 from ..signals import user_signed_in
+from ..state import app_object
 from ..store import commit, credential_account, user_by_email
 from .base import endpoint, json_response, settings
 from .password import js_length
@@ -52,7 +51,7 @@ def sign_in_email(body: dict[str, Any]) -> Any:
 
     session = create_session(user, dont_remember=body.get("rememberMe") is False)
     commit()
-    user_signed_in.send(current_app._get_current_object(), user=user, session=session)  # type: ignore[attr-defined]
+    user_signed_in.send(app_object(), user=user, session=session)
     callback = body.get("callbackURL")
     data: dict[str, Any] = {"redirect": bool(callback), "token": session.token}
     if callback:

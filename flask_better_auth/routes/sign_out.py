@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import delete
 
 from ..context import auth_context, end_session
 from ..models import Session
 from ..schemas import Field
 from ..signals import session_revoked, user_signed_out
+from ..state import app_object
 from ..store import commit, db_session
 from .base import endpoint
 
@@ -27,7 +27,7 @@ def sign_out(body: dict[str, Any]) -> Any:
         )
         user_ids = [row[0] for row in result]
         commit()
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = app_object()
         if user_ids:
             session_revoked.send(app, user_id=user_ids[0], tokens=[ctx.token])
         user_signed_out.send(app, user_id=user_ids[0] if user_ids else None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ..context import create_session
@@ -13,6 +12,7 @@ from ..errors import AuthError
 from ..models import Account, User, utcnow
 from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
+from ..state import app_object
 from ..store import CREDENTIAL, commit, db_session, user_by_email
 from .base import endpoint, settings
 from .password import check_length
@@ -98,7 +98,7 @@ def sign_up_email(body: dict[str, Any]) -> Any:
             return {"token": None, "user": _synthetic_user(name, email, image)}
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app_object()
     user_signed_up.send(app, user=user)
     if session is not None:
         user_signed_in.send(app, user=user, session=session)

@@ -1,0 +1,63 @@
+"""Passwords and signatures are Better Auth's, byte for byte (vectors from the real JS server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flask_better_auth.cookies import encode_signed
+from flask_better_auth.crypto import (
+    generate_id,
+    hash_password,
+    hmac_signature,
+    unsign_value,
+    verify_password,
+)
+from flask_better_auth.settings import SCRYPT_N
+
+PEER = json.loads((Path(__file__).parent / "fixtures" / "peer-better-auth.json").read_text())
+
+
+def test_js_hash_verifies_with_real_scrypt_parameters() -> None:
+    # A hash written by better-auth 1.7.25 (N=16384, r=16, p=1, dkLen=64, hex salt as bytes).
+    assert verify_password(PEER["passwordHash"], PEER["password"], n=SCRYPT_N)
+    assert not verify_password(PEER["passwordHash"], PEER["password"] + "x", n=SCRYPT_N)
+
+
+def test_our_hash_has_better_auths_format_and_round_trips() -> None:
+    stored = hash_password("pässwörd-ﬁ", n=SCRYPT_N)
+    salt, _, key = stored.partition(":")
+    assert len(salt) == 32 and int(salt, 16) >= 0
+    assert len(key) == 128 and int(key, 16) >= 0
+    assert verify_password(stored, "pässwörd-ﬁ", n=SCRYPT_N)
+    # NFKC: the "ﬁ" ligature and "fi" are the same password, as in Better Auth.
+    assert verify_password(stored, "pässwörd-fi", n=SCRYPT_N)
+    assert not verify_password(stored, "password", n=SCRYPT_N)
+
+
+@pytest.mark.parametrize("bad", ["", "nocolon", ":", "zz:zz", "abc:"])
+def test_malformed_hashes_never_verify(bad: str) -> None:
+    assert not verify_password(bad, "anything", n=1024)
+
+
+def test_cookie_signatures_match_the_js_server() -> None:
+    for session in PEER["sessions"]:
+        assert hmac_signature(PEER["secret"], session["token"]) == session["signature"]
+        assert encode_signed(PEER["secret"], session["token"]) == session["cookieValue"]
+        assert unsign_value(session["cookieValueDecoded"], [PEER["secret"]]) == session["token"]
+
+
+def test_unsign_rejects_other_keys_and_shapes() -> None:
+    signed = f"tok.{hmac_signature('a' * 32, 'tok')}"
+    assert unsign_value(signed, ["b" * 32]) is None
+    assert unsign_value(signed, ["b" * 32, "a" * 32]) == "tok"
+    assert unsign_value("tok.short=", ["a" * 32]) is None
+    assert unsign_value("no-dot", ["a" * 32]) is None
+
+
+def test_generate_id_alphabet_and_length() -> None:
+    ids = {generate_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 32 and i.isalnum() and i.isascii() for i in ids)
