@@ -1,0 +1,310 @@
+"""End-to-end: the OFFICIAL Better Auth JS client (npm ``better-auth`` 1.7.x) against our example app.
+
+The example app (``examples/quickstart/app.py``) is started as a real server with ``flask run`` on a
+free loopback port, then ``tests/e2e/client_flows.mjs`` drives it with ``better-auth/client`` in
+Node, once with a cookie jar and once with bearer tokens. ``tests/e2e/hash_interop.mjs`` checks that
+password hashes made by Better Auth's own helpers and by ``flask_better_auth.crypto`` verify on the
+other side.
+
+Needs ``node`` (20+) and ``npm`` on PATH; the module is skipped only when they are missing. The npm
+dependencies are installed into ``tests/e2e/node_modules`` on first use (``npm ci``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+E2E_DIR = REPO_ROOT / "tests" / "e2e"
+EXAMPLE_APP = REPO_ROOT / "examples" / "quickstart" / "app.py"
+
+NPM_INSTALL_TIMEOUT = 600
+SERVER_START_TIMEOUT = 30.0
+FLOW_TIMEOUT = 180
+HASH_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class NodeEnv:
+    node: str
+    npm: str
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    origin: str
+    log_path: Path
+
+    def log_tail(self, limit: int = 6000) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:  # pragma: no cover - diagnostics only
+            return f"<could not read server log: {exc}>"
+        return text[-limit:]
+
+
+def _tail(text: str | None, limit: int = 4000) -> str:
+    text = text or ""
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    """Serialise ``npm ci`` across pytest-xdist workers (POSIX only; no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock_path = Path(tempfile.gettempdir()) / "flask-better-auth-e2e-npm.lock"
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _dependencies_installed() -> bool:
+    return (E2E_DIR / "node_modules" / "better-auth" / "package.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def node_env() -> NodeEnv:
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        missing = " and ".join(
+            name for name, path in (("node", node), ("npm", npm)) if path is None
+        )
+        pytest.skip(f"e2e tests need Node.js 20+ with npm on PATH ({missing} not found)")
+
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    major = version.stdout.strip().lstrip("v").split(".")[0]
+    if not major.isdigit() or int(major) < 20:
+        pytest.fail(
+            f"e2e tests need Node.js 20+, found {version.stdout.strip() or version.stderr.strip()!r} at {node}"
+        )
+
+    if not _dependencies_installed():
+        with _install_lock():
+            if not _dependencies_installed():
+                has_lock = (E2E_DIR / "package-lock.json").is_file()
+                command = [npm, "ci" if has_lock else "install", "--no-audit", "--no-fund"]
+                try:
+                    result = subprocess.run(
+                        command,
+                        cwd=E2E_DIR,
+                        capture_output=True,
+                        text=True,
+                        timeout=NPM_INSTALL_TIMEOUT,
+                    )
+                except subprocess.TimeoutExpired as exc:
+                    pytest.fail(
+                        f"`{' '.join(command)}` in {E2E_DIR} timed out after {exc.timeout}s"
+                    )
+                if result.returncode != 0 or not _dependencies_installed():
+                    pytest.fail(
+                        f"`{' '.join(command)}` in {E2E_DIR} failed (exit {result.returncode}).\n"
+                        f"stdout:\n{_tail(result.stdout)}\nstderr:\n{_tail(result.stderr)}"
+                    )
+    return NodeEnv(node=node, npm=npm)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ok_status(url: str) -> int | None:
+    """Status of GET ``url``, or None when nothing answers yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    if not EXAMPLE_APP.is_file():
+        pytest.fail(f"example app not found: {EXAMPLE_APP}")
+    workdir = tmp_path_factory.mktemp("e2e-server")
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLASK_BETTER_AUTH_SECRET": "e2e-test-secret-0123456789abcdef-0123456789abcdef",
+            "FLASK_BETTER_AUTH_BASE_URL": origin,
+            "FLASK_BETTER_AUTH_TRUSTED_ORIGINS": json.dumps([origin]),
+            "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'e2e.sqlite'}",
+            "FLASK_BETTER_AUTH_COOKIE_SECURE": "false",
+            "FLASK_BETTER_AUTH_DELETE_USER_ENABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("FLASK_APP", None)
+    env.pop("FLASK_RUN_PORT", None)
+    env.pop("FLASK_RUN_HOST", None)
+    command = [
+        sys.executable, "-m", "flask", "--app", "examples/quickstart/app.py",
+        "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload",
+    ]  # fmt: skip
+    log_path = workdir / "server.log"
+    server = RunningServer(origin=origin, log_path=log_path)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            status: int | None = None
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"example app exited with code {process.returncode} before answering.\n"
+                        f"command: {' '.join(command)}\nserver output:\n{server.log_tail()}"
+                    )
+                status = _ok_status(f"{origin}/api/auth/ok")
+                if status == 200:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(
+                    f"example app did not answer 200 on {origin}/api/auth/ok within {SERVER_START_TIMEOUT:.0f}s "
+                    f"(last status: {status}).\ncommand: {' '.join(command)}\nserver output:\n{server.log_tail()}"
+                )
+            yield server
+        finally:
+            _stop(process)
+
+
+def _run_node(
+    node_env: NodeEnv, script: str, *args: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            [node_env.node, script, *args],
+            cwd=E2E_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        pytest.fail(
+            f"node {script} {' '.join(args)} timed out after {timeout}s\nstdout:\n{_tail(out)}\nstderr:\n{_tail(err)}"
+        )
+
+
+def _run_flow(node_env: NodeEnv, server: RunningServer, mode: str) -> None:
+    result = _run_node(node_env, "client_flows.mjs", server.origin, mode, timeout=FLOW_TIMEOUT)
+    summary: dict[str, object] | None = None
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if lines:
+        try:
+            summary = json.loads(lines[-1])
+        except ValueError:
+            summary = None
+    details = (
+        f"client_flows.mjs {mode} exited {result.returncode}\n"
+        + (
+            f"passed={summary.get('passed')} failed={summary.get('failed')}\nfailures:\n"
+            + "\n".join(f"  - {f}" for f in summary.get("failures", []))  # type: ignore[union-attr]
+            if isinstance(summary, dict)
+            else f"stdout:\n{_tail(result.stdout)}"
+        )
+        + f"\nstderr:\n{_tail(result.stderr, 2000)}\nserver output (tail):\n{server.log_tail(3000)}"
+    )
+    assert result.returncode == 0, details
+    assert isinstance(summary, dict) and summary.get("mode") == mode, details
+    assert summary.get("failed") == 0 and int(summary.get("passed", 0)) > 0, details  # type: ignore[call-overload]
+
+
+def test_official_client_cookie_flow(node_env: NodeEnv, example_server: RunningServer) -> None:
+    _run_flow(node_env, example_server, "cookie")
+
+
+def test_official_client_bearer_flow(node_env: NodeEnv, example_server: RunningServer) -> None:
+    _run_flow(node_env, example_server, "bearer")
+
+
+# NFKC matters: "ﬁ" (U+FB01) normalises to "fi" on both sides before scrypt.
+INTEROP_PASSWORD = "Ünïcødé ﬁ pässwörd 🔑 42"
+
+
+def _js_hash(node_env: NodeEnv, password: str) -> str:
+    result = _run_node(node_env, "hash_interop.mjs", "hash", password, timeout=HASH_TIMEOUT)
+    assert result.returncode == 0, (
+        f"hash_interop.mjs hash failed ({result.returncode}): {result.stderr}"
+    )
+    return result.stdout.strip()
+
+
+def _js_verify(node_env: NodeEnv, password_hash: str, password: str) -> str:
+    result = _run_node(
+        node_env, "hash_interop.mjs", "verify", password_hash, password, timeout=HASH_TIMEOUT
+    )
+    assert result.returncode == 0, (
+        f"hash_interop.mjs verify failed ({result.returncode}): {result.stderr}"
+    )
+    return result.stdout.strip()
+
+
+def test_hash_interop_js_hash_verifies_in_python(node_env: NodeEnv) -> None:
+    from flask_better_auth.crypto import verify_password
+
+    js_hash = _js_hash(node_env, INTEROP_PASSWORD)
+    salt, sep, key = js_hash.partition(":")
+    assert sep and len(salt) == 32 and len(key) == 128, f"unexpected JS hash format: {js_hash!r}"
+    assert verify_password(js_hash, INTEROP_PASSWORD) is True
+    assert verify_password(js_hash, INTEROP_PASSWORD.replace("ﬁ", "fi")) is True  # NFKC-equivalent
+    assert verify_password(js_hash, INTEROP_PASSWORD + "x") is False
+
+
+def test_hash_interop_python_hash_verifies_in_js(node_env: NodeEnv) -> None:
+    from flask_better_auth.crypto import hash_password
+
+    py_hash = hash_password(INTEROP_PASSWORD)
+    assert _js_verify(node_env, py_hash, INTEROP_PASSWORD) == "true"
+    assert _js_verify(node_env, py_hash, INTEROP_PASSWORD.replace("ﬁ", "fi")) == "true"
+    assert _js_verify(node_env, py_hash, INTEROP_PASSWORD + "x") == "false"
