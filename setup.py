@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["flask_better_auth", "flask_better_auth.*"]),
     package_data={"flask_better_auth": ["py.typed"]},
     include_package_data=True,
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
         "flask>=3.0",
         "flask-sqlalchemy>=3.1",
@@ -21,7 +21,7 @@ setup(
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "psycopg[binary]>=3.1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "psycopg[binary]>=3.1", "asgiref>=3.7"],
     },
     classifiers=[
         "Framework :: Flask",

@@ -76,7 +76,8 @@ def set_session_cookies(
             serialize(cookies.dont_remember, encode_signed(settings.secret, "true"), cookies),
         )
     else:
-        remaining = int((expires_at - datetime.now(UTC)).total_seconds())
+        # Rounded: a session created or extended just now gets Max-Age = expires_in exactly.
+        remaining = round((expires_at - datetime.now(UTC)).total_seconds())
         response.headers.add(
             "Set-Cookie",
             serialize(

@@ -147,16 +147,18 @@ def check_origin(
 ) -> None:
     """The CSRF rules for a state-changing request.
 
-    A request carrying cookies needs a trusted Origin (or Referer). Sign-in and sign-up also
-    apply the Fetch-Metadata rules to cookie-less requests. Bearer requests are not checked.
+    A request carrying cookies needs a trusted Origin (or Referer), Bearer or not (Better Auth
+    checks the request's own Cookie header before the bearer plugin runs). Sign-in and sign-up
+    also apply the Fetch-Metadata rules to cookie-less requests. Cookie-less Bearer requests are
+    not checked.
     """
-    if request.method in ("GET", "HEAD", "OPTIONS") or bearer:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if request.headers.get("Cookie"):
         if not (settings.disable_origin_check or settings.disable_csrf_check):
             _require_trusted_origin(settings, request)
         return
-    if not form_csrf or settings.disable_csrf_check:
+    if bearer or not form_csrf or settings.disable_csrf_check:
         return
     fetch_metadata = any(k.lower().startswith("sec-fetch-") for k, _ in request.headers.items())
     if fetch_metadata:

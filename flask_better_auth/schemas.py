@@ -104,6 +104,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+def _well_formed(value: Any) -> Any:
+    """Replace lone surrogates (``"\\ud800"`` is valid JSON) by U+FFFD, as JavaScript's UTF-8
+    encoding of such a string does; Python cannot encode them at all."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
+
+
 def parse_body(request: Request, *, allow_form: bool, max_size: int) -> Any:
     """Parse the request body as Better Auth's router does.
 
@@ -137,7 +149,8 @@ def parse_body(request: Request, *, allow_form: bool, max_size: int) -> Any:
         text = raw.decode("utf-8")
         if mimetype == FORM:
             return dict(parse_qsl(text, keep_blank_values=True))
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
+        return _well_formed(data) if "\\u" in text else data
     except (ValueError, RecursionError):
         raise AuthError(400, "BAD_REQUEST", "Invalid JSON in request body") from None
 

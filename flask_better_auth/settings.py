@@ -324,7 +324,7 @@ def _as_duration(name: str, value: Any) -> timedelta:
     elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             duration = timedelta(seconds=float(value))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(
                 f"BETTER_AUTH_{name} must be a timedelta or a number of seconds, not {value!r}."
             ) from None

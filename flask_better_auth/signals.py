@@ -1,6 +1,7 @@
 """Blinker signals, sent with ``sender=app``.
 
-Connect with ``user_signed_in.connect(fn, app)``; receivers get ``user`` (and ``session``).
+Connect with ``user_signed_in.connect(fn, app)``; receivers get the keyword arguments listed
+for each signal.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ _signals = Namespace()
 user_signed_up = _signals.signal("user-signed-up")
 #: A session was created for a user (sign-in, or sign-up with auto sign-in): ``user``, ``session``.
 user_signed_in = _signals.signal("user-signed-in")
-#: The request's session was ended by sign-out: ``user`` (or ``None``), ``session`` (or ``None``).
+#: Sign-out with a session token: ``user_id`` (``None`` when that session no longer existed).
 user_signed_out = _signals.signal("user-signed-out")
-#: Sessions were revoked (revoke-session(s), password change, deletion): ``user``, ``tokens``.
+#: Sessions were deleted (sign-out, revoke-session, revoke-sessions, revoke-other-sessions,
+#: change-password with ``revokeOtherSessions``): ``user_id``, ``tokens`` (the revoked tokens,
+#: or ``None`` for "every session" / "every other session"). Not sent by delete-user.
 session_revoked = _signals.signal("session-revoked")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as OrmSession
 
-from .models import Account, Session, User, utcnow
+from .crypto import generate_id
+from .models import Account, Session, User, Verification, utcnow
 from .state import state
 
 CREDENTIAL = "credential"
@@ -74,3 +77,55 @@ def delete_sessions(
         statement = statement.where(Session.token == token)
     result = db_session().execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def create_verification(identifier: str, value: str, expires_at: datetime) -> Verification:
+    """Store a short-lived value under ``identifier`` (the caller commits)."""
+    now = utcnow()
+    row = Verification(
+        id=generate_id(),
+        identifier=identifier,
+        value=value,
+        expires_at=expires_at,
+        created_at=now,
+        updated_at=now,
+    )
+    db_session().add(row)
+    return row
+
+
+def find_verification(identifier: str) -> Verification | None:
+    """The newest unexpired value stored under ``identifier``."""
+    return (
+        db_session()
+        .execute(
+            select(Verification)
+            .where(Verification.identifier == identifier, Verification.expires_at > utcnow())
+            .order_by(Verification.created_at.desc())
+            .limit(1)
+        )
+        .scalar_one_or_none()
+    )
+
+
+def consume_verification(identifier: str) -> str | None:
+    """Atomically take (delete and return) the newest unexpired value of ``identifier``.
+
+    Of two concurrent consumers exactly one gets the value: the ``DELETE … RETURNING`` of the
+    second finds the row gone.
+    """
+    newest = (
+        select(Verification.id)
+        .where(Verification.identifier == identifier, Verification.expires_at > utcnow())
+        .order_by(Verification.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    result = db_session().execute(
+        delete(Verification)
+        .where(Verification.id == newest)
+        .returning(Verification.value)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    return None if row is None else str(row[0])

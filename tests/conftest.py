@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask, g, jsonify
+from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
@@ -141,7 +141,7 @@ def sign_in(client: FlaskClient, email: str, password: str = PASSWORD, **extra: 
 
 
 def set_cookies(response: Any) -> dict[str, dict[str, Any]]:
-    """Every Set-Cookie of a response, parsed: {name: {"value": …, "max-age": …, "secure": True…}}."""
+    """Every Set-Cookie of a response, parsed: {name: {"value", "max-age", "secure"…}}."""
     parsed: dict[str, dict[str, Any]] = {}
     for header in response.headers.getlist("Set-Cookie"):
         first, *attrs = [part.strip() for part in header.split(";")]

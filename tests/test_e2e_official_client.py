@@ -1,4 +1,4 @@
-"""End-to-end: the OFFICIAL Better Auth JS client (npm ``better-auth`` 1.7.x) against our example app.
+"""End-to-end: the official Better Auth JS client (npm ``better-auth`` 1.7.x) vs our example app.
 
 The example app (``examples/quickstart/app.py``) is started as a real server with ``flask run`` on a
 free loopback port, then ``tests/e2e/client_flows.mjs`` drives it with ``better-auth/client`` in
@@ -100,7 +100,8 @@ def node_env() -> NodeEnv:
     major = version.stdout.strip().lstrip("v").split(".")[0]
     if not major.isdigit() or int(major) < 20:
         pytest.fail(
-            f"e2e tests need Node.js 20+, found {version.stdout.strip() or version.stderr.strip()!r} at {node}"
+            "e2e tests need Node.js 20+, found"
+            f" {version.stdout.strip() or version.stderr.strip()!r} at {node}"
         )
 
     if not _dependencies_installed():
@@ -208,8 +209,9 @@ def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
                 time.sleep(0.2)
             else:
                 pytest.fail(
-                    f"example app did not answer 200 on {origin}/api/auth/ok within {SERVER_START_TIMEOUT:.0f}s "
-                    f"(last status: {status}).\ncommand: {' '.join(command)}\nserver output:\n{server.log_tail()}"
+                    f"example app did not answer 200 on {origin}/api/auth/ok"
+                    f" within {SERVER_START_TIMEOUT:.0f}s (last status: {status}).\n"
+                    f"command: {' '.join(command)}\nserver output:\n{server.log_tail()}"
                 )
             yield server
         finally:
@@ -232,7 +234,8 @@ def _run_node(
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
         pytest.fail(
-            f"node {script} {' '.join(args)} timed out after {timeout}s\nstdout:\n{_tail(out)}\nstderr:\n{_tail(err)}"
+            f"node {script} {' '.join(args)} timed out after {timeout}s\n"
+            f"stdout:\n{_tail(out)}\nstderr:\n{_tail(err)}"
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def _peer_app(tmp_path: Path, **extra: Any) -> Any:
     shutil.copy(FIXTURES / "peer-better-auth.sqlite", db_file)
     # The fixture's sessions expire a week after it was made: move them into the future the
     # way the JS server writes dates (toISOString text), so the test does not age.
-    future = datetime.now(timezone.utc) + timedelta(days=3)
+    future = datetime.now(UTC) + timedelta(days=3)
     with sqlite3.connect(db_file) as conn:
         conn.execute('UPDATE session SET "expiresAt" = ?', (iso(future),))
     return make_app(f"sqlite:///{db_file}", create_tables=False, **{**JS_COOKIES, **extra})
@@ -147,7 +147,7 @@ def test_our_schema_matches_the_js_servers(tmp_path: Path) -> None:
         assert [c[0] for c in js[table]] == [c[0] for c in mine[table]], table
         assert [c[2] for c in js[table]] == [c[2] for c in mine[table]], table
         # Same storage: text stays text, dates are "date" (ISO text), booleans numeric 0/1.
-        for (name, js_type, _), (_, our_type, _) in zip(js[table], mine[table]):
+        for (name, js_type, _), (_, our_type, _) in zip(js[table], mine[table], strict=True):
             assert (js_type, our_type) in {
                 ("text", "text"),
                 ("date", "date"),

@@ -21,6 +21,7 @@ from flask_better_auth import BetterAuth, current_session, current_user, login_r
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Better Auth's key order
     app.config.update(
         # SQLite in the instance folder unless FLASK_SQLALCHEMY_DATABASE_URI says otherwise.
         SQLALCHEMY_DATABASE_URI="sqlite:///quickstart.sqlite",

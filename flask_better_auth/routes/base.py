@@ -13,7 +13,7 @@ from functools import wraps
 from typing import Any, Literal
 
 from flask import Blueprint, Response, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..context import auth_context, resolve_session
@@ -121,6 +121,14 @@ def _database_unavailable(error: OperationalError) -> Response:
     _rollback()
     logger.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
     return AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}).to_response()
+
+
+@bp.errorhandler(DataError)
+def _value_rejected(error: DataError) -> Response:
+    # A value the database cannot store, e.g. a NUL character in PostgreSQL text (SQLite
+    # takes it): the client's input is at fault, not the server.
+    _rollback()
+    return AuthError(400, "VALIDATION_ERROR", "[body] Invalid input").to_response()
 
 
 @bp.errorhandler(HTTPException)
