@@ -234,6 +234,10 @@ def apply_cookies(response: Response) -> Response:
     ctx: AuthContext | None = g.get("_better_auth")
     if ctx is None or ctx.cookie_action is None:
         return response
+    if ctx.via_bearer and request.blueprint != "better_auth":
+        # A Bearer client keeps no cookies: the app's own routes do not send it any. (The auth
+        # routes answer exactly as Better Auth does, cookies included.)
+        return response
     conf = settings()
     if ctx.cookie_action == "clear":
         clear_session_cookies(response, conf)

@@ -41,7 +41,7 @@ class BetterAuth:
 
         from .routes import bp
 
-        app.register_blueprint(bp, url_prefix=settings.base_path or None)
+        app.register_blueprint(bp, url_prefix=settings.base_path)
         app.before_request(_load_credentials)
         app.after_request(apply_cookies)
         app.register_error_handler(AuthError, _render_auth_error)

@@ -158,7 +158,7 @@ def check_origin(
         if not (settings.disable_origin_check or settings.disable_csrf_check):
             _require_trusted_origin(settings, request)
         return
-    if bearer or not form_csrf or settings.disable_csrf_check:
+    if bearer or not form_csrf or settings.disable_csrf_check or settings.disable_origin_check:
         return
     fetch_metadata = any(k.lower().startswith("sec-fetch-") for k, _ in request.headers.items())
     if fetch_metadata:

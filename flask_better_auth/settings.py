@@ -173,9 +173,10 @@ class AuthSettings:
                 )
             base_url = str(base_url).rstrip("/")
         base_path = str(get("BASE_PATH") or "")
-        if not base_path.startswith("/") or (base_path != "/" and base_path.endswith("/")):
+        if not base_path.startswith("/") or base_path.endswith("/"):
             raise ConfigError(
-                f"BETTER_AUTH_BASE_PATH must start with '/' and not end with one: {base_path!r}."
+                "BETTER_AUTH_BASE_PATH must start with '/' and not end with one (it cannot be"
+                f" '/': the auth routes need a prefix of their own): {base_path!r}."
             )
 
         samesite_raw = str(get("COOKIE_SAMESITE") or "")
@@ -272,7 +273,7 @@ class AuthSettings:
             secret=secret,
             secret_fallbacks=tuple(fallbacks),
             base_url=base_url,
-            base_path=base_path.rstrip("/") if base_path != "/" else "",
+            base_path=base_path,
             trusted_origins=trusted,
             cookies=cookies,
             session=session,

@@ -107,6 +107,13 @@ def dispose(*apps: Flask) -> None:
             {"TESTING": False, "SCRYPT_N": 1024},
             "BETTER_AUTH_SCRYPT_N may differ from 16384 only when TESTING is on",
         ),
+        ({"BASE_PATH": "/"}, "it cannot be '/'"),
+        ({"BASE_PATH": "api/auth"}, "BETTER_AUTH_BASE_PATH must start with '/'"),
+        ({"BASE_URL": "ftp://example.com"}, "BETTER_AUTH_BASE_URL must be an http(s) URL"),
+        (
+            {"CORS_ORIGINS": ["*"]},
+            "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while BETTER_AUTH_CORS_ALLOW_CREDENTIALS",
+        ),
     ],
 )
 def test_invalid_config_is_refused_at_init_app(config: dict[str, Any], message: str):
@@ -647,3 +654,33 @@ def test_refresh_costs_one_more_query(app: Flask, client: FlaskClient):
     assert response.status_code == 200
     assert COOKIE in set_cookies(response)
     assert [s.lstrip().split()[0].upper() for s in statements] == ["SELECT", "UPDATE"]
+
+
+def test_bearer_client_gets_no_cookies_from_app_routes(app: Flask, client: FlaskClient):
+    account = sign_up(client)
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        # Due for its sliding refresh: last extended two days ago.
+        db.session.execute(
+            update(Session)
+            .where(Session.token == account.token)
+            .values(expires_at=datetime.now(UTC) + timedelta(days=5))
+        )
+        db.session.commit()
+    bearer = app.test_client()
+    me = bearer.get("/api/me", headers={"Authorization": f"Bearer {account.token}"})
+    assert me.status_code == 200
+    assert me.headers.getlist("Set-Cookie") == []
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        expires = db.session.execute(
+            select(Session.expires_at).where(Session.token == account.token)
+        ).scalar_one()
+    assert expires > datetime.now(UTC) + timedelta(days=6)  # extended all the same
+    unknown = bearer.get("/api/me", headers={"Authorization": "Bearer not-a-real-token"})
+    assert unknown.status_code == 401
+    assert unknown.headers.getlist("Set-Cookie") == []
+    # The auth routes answer a Bearer client as Better Auth does: expiry cookies for a dead token.
+    dead = bearer.get("/api/auth/get-session", headers={"Authorization": "Bearer not-a-real-token"})
+    assert dead.get_data() == b"null"
+    assert len(dead.headers.getlist("Set-Cookie")) == 3

@@ -59,6 +59,7 @@ def endpoint(
     allow_form: bool = False,
     form_csrf: bool = False,
     auth: AuthLevel = None,
+    body: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Better Auth endpoint on the blueprint.
 
@@ -67,6 +68,7 @@ def endpoint(
     :param allow_form: also accept ``application/x-www-form-urlencoded`` bodies.
     :param form_csrf: apply sign-in's Fetch-Metadata CSRF rules to cookie-less requests.
     :param auth: the session the route needs: ``"session"``, ``"sensitive"`` or ``"fresh"``.
+    :param body: ``False`` ignores any request body (Better Auth's ``disableBody``).
     """
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,15 +76,15 @@ def endpoint(
         def view(**kwargs: Any) -> Any:
             conf = settings()
             raw: Any = {}
-            if request.method not in ("GET", "HEAD"):
+            if body and request.method not in ("GET", "HEAD"):
                 raw = parse_body(request, allow_form=allow_form, max_size=conf.max_body_size)
             check_origin(conf, request, form_csrf=form_csrf, bearer=auth_context().via_bearer)
             if request.method not in ("GET", "HEAD"):
                 check_redirect_targets(raw if isinstance(raw, dict) else {}, conf, request)
-            body = validate(raw, fields) if fields is not None else raw
+            data = validate(raw, fields) if fields is not None else raw
             if auth is not None:
                 require_session(auth)
-            result = handler(body, **kwargs)
+            result = handler(data, **kwargs)
             return result if isinstance(result, Response) else json_response(result)
 
         bp.add_url_rule(

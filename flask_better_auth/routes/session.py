@@ -22,7 +22,7 @@ def _flag(name: str) -> bool:
     return bool(request.args.get(name))
 
 
-@endpoint("/get-session", methods=("GET", "POST"))
+@endpoint("/get-session", methods=("GET", "POST"), body=False)
 def get_session(body: Any) -> Any:
     """``null`` or ``{session, user}``; extends the session when due (unless ``disableRefresh``)."""
     if request.method == "POST":
