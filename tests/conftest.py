@@ -25,30 +25,28 @@ PG_URL = os.environ.get(
 )
 
 
-def _postgres_database() -> str:
-    """A database of this xdist worker's own on the local PostgreSQL server (made once)."""
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test process's own on the local PostgreSQL server, dropped at the end.
+
+    Named after the xdist worker and the process id, so parallel runs never share one.
+    """
     import psycopg
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"fba_test_{re.sub(r'[^a-z0-9_]', '_', worker.lower())}"
+    name = f"fba_test_{re.sub(r'[^a-z0-9_]', '_', worker.lower())}_{os.getpid()}"
     conninfo = PG_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL at {conninfo} is not reachable: {exc}")
-    return PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    return _postgres_database()
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
