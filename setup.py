@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["flask_better_auth", "flask_better_auth.*"]),
-    package_data={"flask_better_auth": ["py.typed"]},
+    package_data={"flask_better_auth": ["py.typed", "templates/better_auth/email/*"]},
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=[
@@ -18,10 +18,17 @@ setup(
         "flask-sqlalchemy>=3.1",
         "flask-cors>=4.0",
         "itsdangerous>=2.1",
+        "joserfc>=1.0",
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "psycopg[binary]>=3.1", "asgiref>=3.7"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "psycopg[binary]>=3.1",
+            "asgiref>=3.7",
+            "aiosmtpd>=1.4",
+        ],
     },
     classifiers=[
         "Framework :: Flask",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
 
 from .context import apply_cookies, auth_context, resolve_session
+from .email import KindCallback, Mailer, SendEmail, backend_for
 from .errors import AuthError
 from .models import Session, User, metadata
 from .settings import DEFAULTS, AuthSettings, ConfigError
@@ -21,11 +25,44 @@ class BetterAuth:
     :param db: the app's Flask-SQLAlchemy instance. Without one, the app's registered
         instance is used, or else one is created (``SQLALCHEMY_DATABASE_URI`` defaults to
         ``sqlite:///better-auth.sqlite`` in the instance folder).
+    :param send_email: called with every :class:`~flask_better_auth.email.Email` instead of
+        the ``BETTER_AUTH_EMAIL_BACKEND``, for apps with a mailer of their own.
+    :param send_verification_email: like Better Auth's ``sendVerificationEmail``: called as
+        ``fn(user=…, url=…, token=…)``; takes precedence over ``send_email`` for that kind.
+    :param send_reset_password: the same for password-reset links (``sendResetPassword``).
+    :param send_change_email_confirmation: the same for the confirmation a change of email
+        asks of the old address; giving it turns that step on.
+    :param send_delete_account_verification: the same for account-deletion links; giving it
+        turns email confirmation of ``/delete-user`` on.
+    :param on_password_reset: called as ``fn(user=…)`` after a password reset.
     """
 
-    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy | None = None,
+        send_email: SendEmail | None = None,
+        send_verification_email: KindCallback | None = None,
+        send_reset_password: KindCallback | None = None,
+        send_change_email_confirmation: KindCallback | None = None,
+        send_delete_account_verification: KindCallback | None = None,
+        on_password_reset: Callable[..., Any] | None = None,
+    ) -> None:
         self._db = db
         self._own_db: SQLAlchemy | None = None
+        self._send_email = send_email
+        self._callbacks = {
+            kind: callback
+            for kind, callback in (
+                ("verification", send_verification_email),
+                ("reset-password", send_reset_password),
+                ("change-email-confirmation", send_change_email_confirmation),
+                ("delete-account", send_delete_account_verification),
+            )
+            if callback is not None
+        }
+        self._on_password_reset = on_password_reset
         if app is not None:
             self.init_app(app)
 
@@ -36,8 +73,18 @@ class BetterAuth:
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        settings = AuthSettings.from_config(app.config, testing=app.testing)
-        app.extensions["better_auth"] = AuthState(self, settings, self._database_for(app))
+        settings = AuthSettings.from_config(
+            app.config, testing=app.testing, debug=app.debug, instance_path=app.instance_path
+        )
+        mailer = Mailer(
+            settings.email,
+            send_email=self._send_email,
+            callbacks=dict(self._callbacks),
+            backend=backend_for(settings.email),
+        )
+        app.extensions["better_auth"] = AuthState(
+            self, settings, self._database_for(app), mailer, self._on_password_reset
+        )
 
         from .routes import bp
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,7 +54,40 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_MAX_BODY_SIZE": 1024 * 1024,
     "BETTER_AUTH_LOGIN_VIEW": None,
     "BETTER_AUTH_SCRYPT_N": SCRYPT_N,
+    "BETTER_AUTH_APP_NAME": "Better Auth",
+    "BETTER_AUTH_EMAIL_BACKEND": None,
+    "BETTER_AUTH_EMAIL_OUTBOX": None,
+    "BETTER_AUTH_EMAIL_FROM": None,
+    "BETTER_AUTH_EMAIL_SUBJECTS": {},
+    "BETTER_AUTH_SMTP_HOST": None,
+    "BETTER_AUTH_SMTP_PORT": None,
+    "BETTER_AUTH_SMTP_USERNAME": None,
+    "BETTER_AUTH_SMTP_PASSWORD": None,
+    "BETTER_AUTH_SMTP_USE_TLS": None,
+    "BETTER_AUTH_SMTP_USE_SSL": None,
+    "BETTER_AUTH_SMTP_TIMEOUT": 10,
+    "BETTER_AUTH_EMAIL_VERIFICATION_EXPIRES_IN": timedelta(hours=1),
+    "BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_UP": None,
+    "BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_IN": False,
+    "BETTER_AUTH_AUTO_SIGN_IN_AFTER_VERIFICATION": False,
+    "BETTER_AUTH_RESET_PASSWORD_TOKEN_EXPIRES_IN": timedelta(hours=1),
+    "BETTER_AUTH_REVOKE_SESSIONS_ON_PASSWORD_RESET": False,
+    "BETTER_AUTH_CHANGE_EMAIL_ENABLED": False,
+    "BETTER_AUTH_UPDATE_EMAIL_WITHOUT_VERIFICATION": False,
+    "BETTER_AUTH_SEND_CHANGE_EMAIL_CONFIRMATION": False,
+    "BETTER_AUTH_SEND_DELETE_ACCOUNT_VERIFICATION": False,
+    "BETTER_AUTH_DELETE_TOKEN_EXPIRES_IN": timedelta(days=1),
 }
+
+#: Default subject lines; ``{app_name}`` is replaced by ``BETTER_AUTH_APP_NAME``.
+EMAIL_SUBJECTS = {
+    "verification": "Verify your email address for {app_name}",
+    "reset-password": "Reset your {app_name} password",
+    "change-email-confirmation": "Approve the change of your {app_name} email address",
+    "delete-account": "Confirm the deletion of your {app_name} account",
+}
+
+_EMAIL_BACKENDS = ("console", "outbox", "smtp")
 
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 
@@ -101,6 +135,35 @@ class PasswordSettings:
 
 
 @dataclass(frozen=True)
+class EmailSettings:
+    """Email delivery and the email flows (verification, reset, change of email, deletion)."""
+
+    backend: str | None
+    outbox: str | None
+    sender: str
+    app_name: str
+    subjects: Mapping[str, str]
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_use_tls: bool
+    smtp_use_ssl: bool
+    smtp_timeout: float
+    verification_expires_in: timedelta
+    send_on_sign_up: bool
+    send_on_sign_in: bool
+    auto_sign_in_after_verification: bool
+    reset_password_token_expires_in: timedelta
+    revoke_sessions_on_password_reset: bool
+    change_email_enabled: bool
+    update_email_without_verification: bool
+    send_change_email_confirmation: bool
+    send_delete_account_verification: bool
+    delete_token_expires_in: timedelta
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """All settings of one app, built once by :meth:`from_config` in ``init_app``."""
 
@@ -124,6 +187,7 @@ class AuthSettings:
     disable_ip_tracking: bool
     max_body_size: int
     login_view: str | None
+    email: EmailSettings
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -139,11 +203,20 @@ class AuthSettings:
         return f"{parts.scheme}://{parts.netloc}"
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, testing: bool = False) -> AuthSettings:
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        testing: bool = False,
+        debug: bool = False,
+        instance_path: str = ".",
+    ) -> AuthSettings:
         """Read and validate every ``BETTER_AUTH_*`` key.
 
         :param config: the app's config (defaults already applied).
         :param testing: the app's ``TESTING`` flag; only then may the scrypt cost be lowered.
+        :param debug: the app's debug flag: the email backend then defaults to ``console``.
+        :param instance_path: where a relative ``BETTER_AUTH_EMAIL_OUTBOX`` path lives.
         :raises ConfigError: with a message naming the key and what is wrong.
         """
 
@@ -294,7 +367,88 @@ class AuthSettings:
             disable_ip_tracking=_as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
             max_body_size=max_body,
             login_view=get("LOGIN_VIEW") or None,
+            email=_email_settings(get, config, debug=debug, instance_path=instance_path),
         )
+
+
+def _email_settings(
+    get: Any, config: Mapping[str, Any], *, debug: bool, instance_path: str
+) -> EmailSettings:
+    backend = get("EMAIL_BACKEND") or ("console" if debug else None)
+    if backend is not None and backend not in _EMAIL_BACKENDS:
+        raise ConfigError(
+            f"BETTER_AUTH_EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)}"
+            f" (or unset), not {backend!r}."
+        )
+    outbox = get("EMAIL_OUTBOX")
+    if outbox:
+        outbox = os.path.join(instance_path, str(outbox))
+    elif backend == "outbox":
+        outbox = os.path.join(instance_path, "outbox.jsonl")
+    subjects = get("EMAIL_SUBJECTS") or {}
+    if not isinstance(subjects, Mapping):
+        raise ConfigError("BETTER_AUTH_EMAIL_SUBJECTS must be a mapping of kind to subject line.")
+    unknown = set(subjects) - set(EMAIL_SUBJECTS)
+    if unknown:
+        raise ConfigError(
+            f"BETTER_AUTH_EMAIL_SUBJECTS has unknown kinds {sorted(unknown)}:"
+            f" use {', '.join(EMAIL_SUBJECTS)}."
+        )
+
+    def smtp(name: str, mail_key: str, default: Any) -> Any:
+        # Flask-Mail's MAIL_* keys are read when the BETTER_AUTH_SMTP_* key is unset.
+        value = get(f"SMTP_{name}")
+        return value if value is not None else config.get(mail_key, default)
+
+    use_ssl = _as_bool("SMTP_USE_SSL", smtp("USE_SSL", "MAIL_USE_SSL", False))
+    send_on_sign_up = get("SEND_VERIFICATION_EMAIL_ON_SIGN_UP")
+    return EmailSettings(
+        backend=backend,
+        outbox=outbox,
+        sender=str(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER") or "no-reply@localhost"),
+        app_name=str(get("APP_NAME") or "Better Auth"),
+        subjects={**EMAIL_SUBJECTS, **subjects},
+        smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
+        smtp_port=_as_int("SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)),
+        smtp_username=smtp("USERNAME", "MAIL_USERNAME", None),
+        smtp_password=smtp("PASSWORD", "MAIL_PASSWORD", None),
+        smtp_use_tls=_as_bool("SMTP_USE_TLS", smtp("USE_TLS", "MAIL_USE_TLS", False)),
+        smtp_use_ssl=use_ssl,
+        smtp_timeout=_as_duration("SMTP_TIMEOUT", get("SMTP_TIMEOUT")).total_seconds(),
+        verification_expires_in=_as_duration(
+            "EMAIL_VERIFICATION_EXPIRES_IN", get("EMAIL_VERIFICATION_EXPIRES_IN")
+        ),
+        send_on_sign_up=(
+            _as_bool("REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION"))
+            if send_on_sign_up is None
+            else _as_bool("SEND_VERIFICATION_EMAIL_ON_SIGN_UP", send_on_sign_up)
+        ),
+        send_on_sign_in=_as_bool(
+            "SEND_VERIFICATION_EMAIL_ON_SIGN_IN", get("SEND_VERIFICATION_EMAIL_ON_SIGN_IN")
+        ),
+        auto_sign_in_after_verification=_as_bool(
+            "AUTO_SIGN_IN_AFTER_VERIFICATION", get("AUTO_SIGN_IN_AFTER_VERIFICATION")
+        ),
+        reset_password_token_expires_in=_as_duration(
+            "RESET_PASSWORD_TOKEN_EXPIRES_IN", get("RESET_PASSWORD_TOKEN_EXPIRES_IN")
+        ),
+        revoke_sessions_on_password_reset=_as_bool(
+            "REVOKE_SESSIONS_ON_PASSWORD_RESET", get("REVOKE_SESSIONS_ON_PASSWORD_RESET")
+        ),
+        change_email_enabled=_as_bool("CHANGE_EMAIL_ENABLED", get("CHANGE_EMAIL_ENABLED")),
+        update_email_without_verification=_as_bool(
+            "UPDATE_EMAIL_WITHOUT_VERIFICATION", get("UPDATE_EMAIL_WITHOUT_VERIFICATION")
+        ),
+        send_change_email_confirmation=_as_bool(
+            "SEND_CHANGE_EMAIL_CONFIRMATION", get("SEND_CHANGE_EMAIL_CONFIRMATION")
+        ),
+        send_delete_account_verification=_as_bool(
+            "SEND_DELETE_ACCOUNT_VERIFICATION", get("SEND_DELETE_ACCOUNT_VERIFICATION")
+        ),
+        delete_token_expires_in=_as_duration(
+            "DELETE_TOKEN_EXPIRES_IN", get("DELETE_TOKEN_EXPIRES_IN")
+        ),
+    )
 
 
 def _as_bool(name: str, value: Any) -> bool:

@@ -20,3 +20,7 @@ user_signed_out = _signals.signal("user-signed-out")
 #: change-password with ``revokeOtherSessions``): ``user_id``, ``tokens`` (the revoked tokens,
 #: or ``None`` for "every session" / "every other session"). Not sent by delete-user.
 session_revoked = _signals.signal("session-revoked")
+#: A user's email address was verified by following the emailed link: ``user``.
+email_verified = _signals.signal("email-verified")
+#: A user set a new password with a reset link: ``user``.
+password_reset = _signals.signal("password-reset")

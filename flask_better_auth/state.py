@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
 from .settings import AuthSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flask_sqlalchemy import SQLAlchemy
 
+    from .email import Mailer
     from .extension import BetterAuth
 
 
 @dataclass(frozen=True)
 class AuthState:
-    """One app's extension, settings (read once in ``init_app``) and database."""
+    """One app's extension, settings (read once in ``init_app``), database and mailer."""
 
     extension: BetterAuth
     settings: AuthSettings
     db: SQLAlchemy
+    mailer: Mailer
+    on_password_reset: Callable[..., Any] | None = None
 
 
 def state() -> AuthState:

@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 # Each route module registers its endpoints on ``bp`` when imported.
-from . import ok, password, session, sign_in, sign_out, sign_up, user
+from . import (
+    email_verification,
+    ok,
+    password,
+    password_reset,
+    session,
+    sign_in,
+    sign_out,
+    sign_up,
+    user,
+)
 from .base import bp
 
-__all__ = ["bp", "ok", "password", "session", "sign_in", "sign_out", "sign_up", "user"]
+__all__ = [
+    "bp",
+    "email_verification",
+    "ok",
+    "password",
+    "password_reset",
+    "session",
+    "sign_in",
+    "sign_out",
+    "sign_up",
+    "user",
+]

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, Literal
 
 from flask import Blueprint, Response, request
@@ -27,7 +28,12 @@ from ..store import db_session
 
 logger = logging.getLogger("flask_better_auth")
 
-bp = Blueprint("better_auth", __name__)
+# Templates (the emails) live in the package; the app's own templates folder overrides them.
+bp = Blueprint(
+    "better_auth",
+    __name__,
+    template_folder=str(Path(__file__).resolve().parent.parent / "templates"),
+)
 
 AuthLevel = Literal["session", "sensitive", "fresh"] | None
 
@@ -39,6 +45,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def auth_url() -> str:
+    """The full URL of the auth routes (base URL + base path), for links in emails."""
+    conf = settings()
+    return (conf.base_url or request.host_url.rstrip("/")) + conf.base_path
 
 
 def require_session(level: AuthLevel = "session") -> tuple[Session, User]:
@@ -160,4 +172,12 @@ def _rollback() -> None:
         logger.debug("rollback failed", exc_info=True)
 
 
-__all__ = ["bp", "empty_response", "endpoint", "json_response", "require_session", "settings"]
+__all__ = [
+    "auth_url",
+    "bp",
+    "empty_response",
+    "endpoint",
+    "json_response",
+    "require_session",
+    "settings",
+]

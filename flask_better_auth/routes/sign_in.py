@@ -9,9 +9,10 @@ from ..crypto import burn_password_check, verify_password
 from ..errors import AuthError
 from ..schemas import Field, is_email
 from ..signals import user_signed_in
-from ..state import app_object
+from ..state import app_object, state
 from ..store import commit, credential_account, user_by_email
 from .base import endpoint, json_response, settings
+from .email_verification import send_verification
 from .password import js_length
 
 FIELDS = (
@@ -47,6 +48,8 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     if not verify_password(account.password, password, n=n):
         raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
     if conf.password.require_email_verification and not user.email_verified:
+        if conf.email.send_on_sign_in and state().mailer.can_send("verification"):
+            send_verification(user, body.get("callbackURL"))
         raise AuthError(403, "EMAIL_NOT_VERIFIED")
 
     session = create_session(user, dont_remember=body.get("rememberMe") is False)

@@ -12,9 +12,10 @@ from ..errors import AuthError
 from ..models import Account, User, utcnow
 from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
-from ..state import app_object
+from ..state import app_object, state
 from ..store import CREDENTIAL, commit, db_session, user_by_email
 from .base import endpoint, settings
+from .email_verification import send_verification
 from .password import check_length
 
 FIELDS = (
@@ -102,4 +103,6 @@ def sign_up_email(body: dict[str, Any]) -> Any:
     user_signed_up.send(app, user=user)
     if session is not None:
         user_signed_in.send(app, user=user, session=session)
+    if conf.email.send_on_sign_up and state().mailer.can_send("verification"):
+        send_verification(user, body.get("callbackURL"))
     return {"token": session.token if session else None, "user": user.to_json()}

@@ -1,18 +1,23 @@
-"""``POST /update-user`` and ``POST /delete-user``."""
+"""``POST /update-user``, ``POST /delete-user`` and its emailed link."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import delete, select
+from flask import redirect, request
+from sqlalchemy import delete
 
-from ..context import auth_context, end_session
+from ..context import auth_context, end_session, resolve_session
+from ..crypto import generate_id
 from ..errors import AuthError
-from ..models import Account, Session, User, Verification, utcnow
+from ..models import Account, Session, User, utcnow
+from ..origin import check_redirect_target
 from ..schemas import Field, validate
-from ..store import commit, db_session
-from .base import empty_response, endpoint, require_session, settings
+from ..state import state
+from ..store import commit, consume_verification, create_verification, db_session
+from .base import auth_url, empty_response, endpoint, require_session, settings
 from .password import check_current_password
 
 UPDATE_FIELDS = (Field("name"), Field("image", nullable=True))
@@ -40,9 +45,33 @@ def update_user(body: Any) -> Any:
 DELETE_FIELDS = (Field("callbackURL"), Field("password"), Field("token"))
 
 
+def _delete_token_identifier(token: str) -> str:
+    return f"delete-account-{token}"
+
+
+def _consume_delete_token(token: str, user: User) -> None:
+    """Take the emailed deletion token; 404 INVALID_TOKEN unless it is this user's."""
+    if consume_verification(_delete_token_identifier(token)) != user.id:
+        raise AuthError(404, "INVALID_TOKEN")
+
+
+def _delete(user: User) -> None:
+    """Delete the user with its sessions and accounts, and expire the request's cookies."""
+    db = db_session()
+    db.execute(delete(Session).where(Session.user_id == user.id))
+    db.execute(delete(Account).where(Account.user_id == user.id))
+    db.execute(delete(User).where(User.id == user.id).execution_options(synchronize_session=False))
+    commit()
+    end_session()
+
+
 @endpoint("/delete-user", fields=DELETE_FIELDS, auth="sensitive")
 def delete_user(body: dict[str, Any]) -> Any:
-    """Delete the signed-in user: with the password, a deletion token, or a fresh session."""
+    """Delete the signed-in user: with the password, an emailed token, or a fresh session.
+
+    With ``BETTER_AUTH_SEND_DELETE_ACCOUNT_VERIFICATION`` (or a
+    ``send_delete_account_verification`` callback) the user is emailed a link instead.
+    """
     conf = settings()
     if not conf.delete_user_enabled:
         return empty_response(404)
@@ -52,27 +81,43 @@ def delete_user(body: dict[str, Any]) -> Any:
     if password is not None:
         check_current_password(user.id, password, conf)
     if token is not None:
-        identifier = f"delete-account-{token}"
-        row = (
-            db_session()
-            .execute(
-                select(Verification).where(
-                    Verification.identifier == identifier, Verification.expires_at > utcnow()
-                )
-            )
-            .scalar_one_or_none()
+        _consume_delete_token(token, user)
+        _delete(user)
+        return {"success": True, "message": "User deleted"}
+    mailer = state().mailer
+    if mailer.can_send("delete-account") and (
+        conf.email.send_delete_account_verification or "delete-account" in mailer.callbacks
+    ):
+        token = generate_id(32, alphabet="abcdefghijklmnopqrstuvwxyz0123456789")
+        create_verification(
+            _delete_token_identifier(token), user.id, utcnow() + conf.email.delete_token_expires_in
         )
-        if row is None or row.value != user.id:
-            raise AuthError(404, "INVALID_TOKEN")
-        db_session().execute(delete(Verification).where(Verification.id == row.id))
-    elif password is None:
+        commit()
+        callback = quote(body.get("callbackURL") or "/", safe="")
+        url = f"{auth_url()}/delete-user/callback?token={token}&callbackURL={callback}"
+        mailer.send("delete-account", user=user, url=url, token=token)
+        return {"success": True, "message": "Verification email sent"}
+    if password is None:
         fresh_age = conf.session.fresh_age
         if fresh_age.total_seconds() and datetime.now(UTC) - session.created_at >= fresh_age:
             raise AuthError(400, "SESSION_EXPIRED")
-    db = db_session()
-    db.execute(delete(Session).where(Session.user_id == user.id))
-    db.execute(delete(Account).where(Account.user_id == user.id))
-    db.execute(delete(User).where(User.id == user.id).execution_options(synchronize_session=False))
-    commit()
-    end_session()
+    _delete(user)
+    return {"success": True, "message": "User deleted"}
+
+
+@endpoint("/delete-user/callback", methods=("GET",))
+def delete_user_callback(body: Any) -> Any:
+    """The emailed deletion link: needs the user's session; 302 to ``callbackURL`` when given."""
+    conf = settings()
+    callback_url = request.args.get("callbackURL") or None
+    check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
+    if not conf.delete_user_enabled:
+        raise AuthError(404, "NOT_FOUND")
+    resolved = resolve_session()
+    if resolved is None:
+        raise AuthError(404, "FAILED_TO_GET_USER_INFO", "Failed to get user info")
+    _consume_delete_token(request.args.get("token") or "", resolved[1])
+    _delete(resolved[1])
+    if callback_url:
+        return redirect(callback_url, code=302)
     return {"success": True, "message": "User deleted"}

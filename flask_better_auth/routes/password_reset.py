@@ -1,0 +1,131 @@
+"""Password reset: request-password-reset, the emailed link, and reset-password."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+from flask import redirect, request
+
+from ..crypto import generate_id, hash_password
+from ..errors import AuthError
+from ..models import Account, User, utcnow
+from ..origin import check_redirect_target
+from ..schemas import Field
+from ..signals import password_reset
+from ..state import app_object, state
+from ..store import (
+    CREDENTIAL,
+    commit,
+    consume_verification,
+    create_verification,
+    credential_account,
+    db_session,
+    delete_sessions,
+    find_verification,
+    user_by_email,
+)
+from .base import auth_url, endpoint, settings
+from .password import check_length
+
+RESET_MESSAGE = "If this email exists in our system, check your email for the reset link"
+
+
+def _identifier(token: str) -> str:
+    return f"reset-password:{token}"
+
+
+REQUEST_FIELDS = (Field("email", "email", required=True), Field("redirectTo"))
+
+
+@endpoint("/request-password-reset", fields=REQUEST_FIELDS)
+def request_password_reset(body: dict[str, Any]) -> Any:
+    """Email a reset link when the address has an account; the answer is the same either way."""
+    conf = settings()
+    mailer = state().mailer
+    if not mailer.can_send("reset-password"):
+        raise AuthError(400, "RESET_PASSWORD_DISABLED", "Reset password isn't enabled")
+    user = user_by_email(body["email"])
+    token = generate_id(24)
+    if user is None:
+        commit()
+        return {"status": True, "message": RESET_MESSAGE}
+    create_verification(
+        _identifier(token), user.id, utcnow() + conf.email.reset_password_token_expires_in
+    )
+    commit()
+    callback = quote(body.get("redirectTo") or "", safe="")
+    url = f"{auth_url()}/reset-password/{token}?callbackURL={callback}"
+    mailer.send("reset-password", user=user, url=url, token=token)
+    return {"status": True, "message": RESET_MESSAGE}
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@endpoint("/reset-password/<token>", methods=("GET",))
+def reset_password_link(body: Any, token: str) -> Any:
+    """The emailed link: 302 to ``callbackURL?token=…`` (or ``?error=INVALID_TOKEN``)."""
+    conf = settings()
+    callback_url = request.args.get("callbackURL")
+    if callback_url is None:
+        raise AuthError(
+            400,
+            "VALIDATION_ERROR",
+            "[query.callbackURL] Invalid input: expected string, received undefined",
+        )
+    check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
+    target = urljoin(f"{auth_url()}/", callback_url) if callback_url else auth_url()
+    valid = find_verification(_identifier(token)) is not None
+    params = {"token": token} if valid else {"error": "INVALID_TOKEN"}
+    return redirect(_with_query(target, **params), code=302)
+
+
+RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
+
+
+@endpoint("/reset-password", fields=RESET_FIELDS)
+def reset_password(body: dict[str, Any]) -> Any:
+    """Set a new password with a reset token; the token works once (even under a race)."""
+    conf = settings()
+    token = body.get("token") or request.args.get("token")
+    if not token:
+        raise AuthError(400, "INVALID_TOKEN")
+    new_password: str = body["newPassword"]
+    check_length(new_password, conf)
+    # Hash before the transaction: the token is consumed and the password set in one commit.
+    new_hash = hash_password(new_password, n=conf.password.scrypt_n)
+    user_id = consume_verification(_identifier(token))
+    if user_id is None:
+        raise AuthError(400, "INVALID_TOKEN")
+    user = db_session().get(User, user_id)
+    if user is None:
+        raise AuthError(400, "USER_NOT_FOUND")
+    now = utcnow()
+    account = credential_account(user.id)
+    if account is None:
+        db_session().add(
+            Account(
+                id=generate_id(),
+                account_id=user.id,
+                provider_id=CREDENTIAL,
+                user_id=user.id,
+                password=new_hash,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        account.password = new_hash
+        account.updated_at = now
+    if conf.email.revoke_sessions_on_password_reset:
+        delete_sessions(user.id)
+    commit()
+    password_reset.send(app_object(), user=user)
+    hook = state().on_password_reset
+    if hook is not None:
+        hook(user=user)
+    return {"status": True}
