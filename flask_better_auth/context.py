@@ -23,7 +23,6 @@ from .cookies import clear_session_cookies, read_signed_cookie, set_session_cook
 from .crypto import generate_id, unsign_value
 from .models import Session, User, utcnow
 from .state import settings
-from .store import commit
 
 if TYPE_CHECKING:
     from .settings import AuthSettings
@@ -131,16 +130,16 @@ def resolve_session(*, refresh: bool = True) -> tuple[Session, User] | None:
         return None
     conf = settings()
     db_session = store.db_session()
-    row = db_session.execute(
-        select(Session, User)
-        .join(User, User.id == Session.user_id)
-        .where(Session.token == ctx.token)
-    ).first()
+    with db_session.no_autoflush:  # the app's pending changes stay the app's
+        row = db_session.execute(
+            select(Session, User)
+            .join(User, User.id == Session.user_id)
+            .where(Session.token == ctx.token)
+        ).first()
     now = datetime.now(UTC)
     if row is None or row[0].expires_at <= now:
         if row is not None:
-            db_session.execute(delete(Session).where(Session.id == row[0].id))
-            commit()
+            store.write_aside(delete(Session).where(Session.id == row[0].id))
         ctx.mark_clear()
         return None
     session, user = row
@@ -150,13 +149,11 @@ def resolve_session(*, refresh: bool = True) -> tuple[Session, User] | None:
         due = session.expires_at - rules.expires_in + rules.update_age
         if due <= now:
             stamp = utcnow()
-            result = db_session.execute(
+            result = store.write_aside(
                 update(Session)
                 .where(Session.id == session.id)
                 .values(expires_at=stamp + rules.expires_in, updated_at=stamp)
-                .execution_options(synchronize_session=False)
             )
-            commit()
             if getattr(result, "rowcount", 1) == 0:
                 ctx.session = ctx.user = None
                 ctx.mark_clear()

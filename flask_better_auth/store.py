@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Executable, Result, delete, select
 from sqlalchemy.orm import Session as OrmSession
 
 from .crypto import generate_id
@@ -28,6 +29,22 @@ def commit() -> None:
         session.commit()
     finally:
         session.expire_on_commit = previous
+
+
+def write_aside(statement: Executable) -> Result[Any]:
+    """Run and commit our own small write (a session refresh or purge), never the app's work.
+
+    When the app's view has pending changes in the shared session, the write joins the app's
+    own transaction instead and shares its fate (its commit or its rollback). (An app that
+    flushed by hand before first touching ``current_user`` leaves nothing pending to see:
+    ``login_required`` resolves the session before the view runs.)
+    """
+    session = db_session()
+    busy = bool(session.new or session.dirty or session.deleted)
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    if not busy:
+        commit()
+    return result
 
 
 def user_by_email(email: str) -> User | None:

@@ -1,10 +1,13 @@
 """End-to-end: the official Better Auth JS client (npm ``better-auth`` 1.7.x) vs our example app.
 
 The example app (``examples/quickstart/app.py``) is started as a real server with ``flask run`` on a
-free loopback port, then ``tests/e2e/client_flows.mjs`` drives it with ``better-auth/client`` in
-Node, once with a cookie jar and once with bearer tokens. ``tests/e2e/hash_interop.mjs`` checks that
-password hashes made by Better Auth's own helpers and by ``flask_better_auth.crypto`` verify on the
-other side.
+free loopback port, configured only through ``FLASK_*`` environment variables; emails go to a JSON
+Lines outbox (``FLASK_BETTER_AUTH_EMAIL_BACKEND=outbox``, ``FLASK_BETTER_AUTH_EMAIL_OUTBOX=<tmp>``).
+``tests/e2e/client_flows.mjs`` drives it with ``better-auth/client`` in Node: once with a cookie
+jar, once with bearer tokens, and through the password-reset email flow (reading the emailed link
+from the outbox). A second instance with ``FLASK_BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION=true`` runs
+the email-verification flow. ``tests/e2e/hash_interop.mjs`` checks that password hashes made by
+Better Auth's own helpers and by ``flask_better_auth.crypto`` verify on the other side.
 
 Needs ``node`` (20+) and ``npm`` on PATH; the module is skipped only when they are missing. The npm
 dependencies are installed into ``tests/e2e/node_modules`` on first use (``npm ci``).
@@ -39,6 +42,8 @@ NPM_INSTALL_TIMEOUT = 600
 SERVER_START_TIMEOUT = 30.0
 FLOW_TIMEOUT = 180
 HASH_TIMEOUT = 60
+#: client_flows.mjs modes that read the server's email outbox (third argument).
+EMAIL_MODES = ("password-reset", "verify-email")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class NodeEnv:
 class RunningServer:
     origin: str
     log_path: Path
+    outbox: Path
 
     def log_tail(self, limit: int = 6000) -> str:
         try:
@@ -157,14 +163,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@contextlib.contextmanager
+def _example_app(workdir: Path, extra_env: dict[str, str]) -> Iterator[RunningServer]:
+    """Run the example app with ``flask run`` on a free loopback port until the block exits.
+
+    The app reads every setting from ``FLASK_*`` environment variables (JSON-parsed where
+    possible); emails go to a JSON Lines outbox in ``workdir``, which the email flows read.
+    """
     if not EXAMPLE_APP.is_file():
         pytest.fail(f"example app not found: {EXAMPLE_APP}")
-    workdir = tmp_path_factory.mktemp("e2e-server")
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
+    outbox = workdir / "outbox.jsonl"
     env = dict(os.environ)
+    for key in [key for key in env if key.startswith("FLASK_")]:
+        del env[key]  # only the settings below (a stray FLASK_* would change the app)
     env.update(
         {
             "FLASK_BETTER_AUTH_SECRET": "e2e-test-secret-0123456789abcdef-0123456789abcdef",
@@ -173,18 +186,18 @@ def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
             "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'e2e.sqlite'}",
             "FLASK_BETTER_AUTH_COOKIE_SECURE": "false",
             "FLASK_BETTER_AUTH_DELETE_USER_ENABLED": "true",
+            "FLASK_BETTER_AUTH_EMAIL_BACKEND": "outbox",
+            "FLASK_BETTER_AUTH_EMAIL_OUTBOX": str(outbox),
             "PYTHONUNBUFFERED": "1",
+            **extra_env,
         }
     )
-    env.pop("FLASK_APP", None)
-    env.pop("FLASK_RUN_PORT", None)
-    env.pop("FLASK_RUN_HOST", None)
     command = [
         sys.executable, "-m", "flask", "--app", "examples/quickstart/app.py",
         "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload",
     ]  # fmt: skip
     log_path = workdir / "server.log"
-    server = RunningServer(origin=origin, log_path=log_path)
+    server = RunningServer(origin=origin, log_path=log_path, outbox=outbox)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -218,6 +231,21 @@ def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
             _stop(process)
 
 
+@pytest.fixture(scope="module")
+def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The example app as shipped (sign-up signs in), emails to an outbox."""
+    with _example_app(tmp_path_factory.mktemp("e2e-server"), {}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def verifying_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A second instance that requires a verified email before sign-in."""
+    env = {"FLASK_BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION": "true"}
+    with _example_app(tmp_path_factory.mktemp("e2e-server-verify"), env) as server:
+        yield server
+
+
 def _run_node(
     node_env: NodeEnv, script: str, *args: str, timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -239,8 +267,30 @@ def _run_node(
         )
 
 
+def _outbox_tail(server: RunningServer, limit: int = 3000) -> str:
+    try:
+        lines = server.outbox.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "<no outbox file>"
+    except OSError as exc:  # pragma: no cover - diagnostics only
+        return f"<could not read outbox: {exc}>"
+    shown = []
+    for line in lines[-6:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            shown.append(line[:300])
+            continue
+        fields = ("sent_at", "kind", "to", "url")
+        shown.append(" ".join(f"{key}={record.get(key)}" for key in fields))
+    return _tail("\n".join(shown), limit)
+
+
 def _run_flow(node_env: NodeEnv, server: RunningServer, mode: str) -> None:
-    result = _run_node(node_env, "client_flows.mjs", server.origin, mode, timeout=FLOW_TIMEOUT)
+    args = [server.origin, mode]
+    if mode in EMAIL_MODES:
+        args.append(str(server.outbox))
+    result = _run_node(node_env, "client_flows.mjs", *args, timeout=FLOW_TIMEOUT)
     summary: dict[str, object] | None = None
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     if lines:
@@ -257,6 +307,7 @@ def _run_flow(node_env: NodeEnv, server: RunningServer, mode: str) -> None:
             else f"stdout:\n{_tail(result.stdout)}"
         )
         + f"\nstderr:\n{_tail(result.stderr, 2000)}\nserver output (tail):\n{server.log_tail(3000)}"
+        + (f"\noutbox (last lines):\n{_outbox_tail(server)}" if mode in EMAIL_MODES else "")
     )
     assert result.returncode == 0, details
     assert isinstance(summary, dict) and summary.get("mode") == mode, details
@@ -269,6 +320,20 @@ def test_official_client_cookie_flow(node_env: NodeEnv, example_server: RunningS
 
 def test_official_client_bearer_flow(node_env: NodeEnv, example_server: RunningServer) -> None:
     _run_flow(node_env, example_server, "bearer")
+
+
+def test_official_client_password_reset_flow(
+    node_env: NodeEnv, example_server: RunningServer
+) -> None:
+    """requestPasswordReset → emailed link (302 to /reset?token=) → resetPassword → signIn."""
+    _run_flow(node_env, example_server, "password-reset")
+
+
+def test_official_client_email_verification_flow(
+    node_env: NodeEnv, verifying_server: RunningServer
+) -> None:
+    """Verification required: signUp → 403 EMAIL_NOT_VERIFIED → emailed link → signIn works."""
+    _run_flow(node_env, verifying_server, "verify-email")
 
 
 # NFKC matters: "ﬁ" (U+FB01) normalises to "fi" on both sides before scrypt.

@@ -684,3 +684,29 @@ def test_bearer_client_gets_no_cookies_from_app_routes(app: Flask, client: Flask
     dead = bearer.get("/api/auth/get-session", headers={"Authorization": "Bearer not-a-real-token"})
     assert dead.get_data() == b"null"
     assert len(dead.headers.getlist("Set-Cookie")) == 3
+
+
+def test_session_refresh_never_commits_the_apps_pending_work(app: Flask, client: FlaskClient):
+    """A view's unfinished changes are not committed by the sliding refresh of its session."""
+    db = app.extensions["better_auth"].db
+
+    @app.post("/api/draft")
+    def draft() -> Any:
+        db.session.add(User(id="draft-user", name="Draft", email="draft@example.com"))
+        assert current_user.email == "ann@example.com"  # first touch: the session refreshes
+        return jsonify(saved=False)  # the view never commits its draft
+
+    account = sign_up(client)
+
+    with app.app_context():
+        db.session.execute(
+            update(Session)
+            .where(Session.token == account.token)
+            .values(expires_at=datetime.now(UTC) + timedelta(days=5))
+        )
+        db.session.commit()
+    response = client.post("/api/draft", headers=ORIGIN)
+    assert response.status_code == 200
+    assert "better-auth.session-token" in set_cookies(response)
+    with app.app_context():
+        assert db.session.get(User, "draft-user") is None
