@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import OctKey
 
@@ -14,10 +15,13 @@ from .errors import AuthError
 
 
 def sign_jwt(claims: dict[str, Any], secret: str, expires_in: int) -> str:
-    """A compact HS256 JWT over ``claims`` plus ``iat`` and ``exp`` (seconds)."""
+    """A compact HS256 JWT over ``claims`` plus ``iat`` and ``exp`` (seconds).
+
+    Byte for byte what Better Auth's ``signJWT`` writes: header ``{"alg":"HS256"}``, no ``typ``.
+    """
     now = int(time.time())
-    payload = {**claims, "iat": now, "exp": now + expires_in}
-    return jwt.encode({"alg": "HS256"}, payload, OctKey.import_key(secret.encode()))
+    payload = json.dumps({**claims, "iat": now, "exp": now + expires_in}, separators=(",", ":"))
+    return jws.serialize_compact({"alg": "HS256"}, payload, OctKey.import_key(secret.encode()))
 
 
 def verify_jwt(token: str, secrets: Iterable[str]) -> dict[str, Any]:

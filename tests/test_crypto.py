@@ -61,3 +61,21 @@ def test_generate_id_alphabet_and_length() -> None:
     ids = {generate_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 32 and i.isalnum() and i.isascii() for i in ids)
+
+
+def test_verification_jwt_has_better_auths_shape() -> None:
+    import base64
+
+    from flask_better_auth.tokens import sign_jwt, verify_jwt
+
+    secret = "s" * 40
+    token = sign_jwt({"email": "ann@example.com", "userId": "u1"}, secret, 3600)
+    header, payload, _ = token.split(".")
+
+    def decode(part: str) -> dict[str, object]:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    assert decode(header) == {"alg": "HS256"}
+    claims = decode(payload)
+    assert claims["exp"] == claims["iat"] + 3600  # type: ignore[operator]
+    assert verify_jwt(token, ["other" * 8, secret])["email"] == "ann@example.com"
