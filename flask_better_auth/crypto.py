@@ -10,7 +10,8 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
-from .settings import SCRYPT_N
+#: Better Auth's scrypt cost. Hashes made with another N do not verify anywhere else.
+SCRYPT_N = 16384
 
 _ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _SCRYPT_R = 16

@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage as MimeMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -22,8 +24,8 @@ from typing import Any, Protocol
 from flask import render_template
 from jinja2 import TemplateNotFound
 
+from .config import ConfigError, as_bool, as_duration, as_int
 from .models import User, iso, utcnow
-from .settings import EmailSettings
 
 logger = logging.getLogger("flask_better_auth.email")
 
@@ -34,6 +36,128 @@ KINDS = {
     "change-email-confirmation": "sendChangeEmailConfirmation",
     "delete-account": "sendDeleteAccountVerification",
 }
+
+
+#: Default subject lines; ``{app_name}`` is replaced by ``BETTER_AUTH_APP_NAME``.
+EMAIL_SUBJECTS = {
+    "verification": "Verify your email address for {app_name}",
+    "reset-password": "Reset your {app_name} password",
+    "change-email-confirmation": "Approve the change of your {app_name} email address",
+    "delete-account": "Confirm the deletion of your {app_name} account",
+}
+
+_EMAIL_BACKENDS = ("console", "outbox", "smtp")
+
+_EMAIL_BACKENDS = ("console", "outbox", "smtp")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """Email delivery and the email flows (verification, reset, change of email, deletion)."""
+
+    backend: str | None
+    outbox: str | None
+    sender: str
+    app_name: str
+    subjects: Mapping[str, str]
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_use_tls: bool
+    smtp_use_ssl: bool
+    smtp_timeout: float
+    verification_expires_in: timedelta
+    send_on_sign_up: bool
+    send_on_sign_in: bool
+    auto_sign_in_after_verification: bool
+    reset_password_token_expires_in: timedelta
+    revoke_sessions_on_password_reset: bool
+    change_email_enabled: bool
+    update_email_without_verification: bool
+    send_change_email_confirmation: bool
+    send_delete_account_verification: bool
+    delete_token_expires_in: timedelta
+
+
+def email_settings(
+    get: Any, config: Mapping[str, Any], *, debug: bool, instance_path: str
+) -> EmailSettings:
+    backend = get("EMAIL_BACKEND") or ("console" if debug else None)
+    if backend is not None and backend not in _EMAIL_BACKENDS:
+        raise ConfigError(
+            f"BETTER_AUTH_EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)}"
+            f" (or unset), not {backend!r}."
+        )
+    outbox = get("EMAIL_OUTBOX")
+    if outbox:
+        outbox = os.path.join(instance_path, str(outbox))
+    elif backend == "outbox":
+        outbox = os.path.join(instance_path, "outbox.jsonl")
+    subjects = get("EMAIL_SUBJECTS") or {}
+    if not isinstance(subjects, Mapping):
+        raise ConfigError("BETTER_AUTH_EMAIL_SUBJECTS must be a mapping of kind to subject line.")
+    unknown = set(subjects) - set(EMAIL_SUBJECTS)
+    if unknown:
+        raise ConfigError(
+            f"BETTER_AUTH_EMAIL_SUBJECTS has unknown kinds {sorted(unknown)}:"
+            f" use {', '.join(EMAIL_SUBJECTS)}."
+        )
+
+    def smtp(name: str, mail_key: str, default: Any) -> Any:
+        # Flask-Mail's MAIL_* keys are read when the BETTER_AUTH_SMTP_* key is unset.
+        value = get(f"SMTP_{name}")
+        return value if value is not None else config.get(mail_key, default)
+
+    use_ssl = as_bool("SMTP_USE_SSL", smtp("USE_SSL", "MAIL_USE_SSL", False))
+    send_on_sign_up = get("SEND_VERIFICATION_EMAIL_ON_SIGN_UP")
+    return EmailSettings(
+        backend=backend,
+        outbox=outbox,
+        sender=str(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER") or "no-reply@localhost"),
+        app_name=str(get("APP_NAME") or "Better Auth"),
+        subjects={**EMAIL_SUBJECTS, **subjects},
+        smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
+        smtp_port=as_int("SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)),
+        smtp_username=smtp("USERNAME", "MAIL_USERNAME", None),
+        smtp_password=smtp("PASSWORD", "MAIL_PASSWORD", None),
+        smtp_use_tls=as_bool("SMTP_USE_TLS", smtp("USE_TLS", "MAIL_USE_TLS", False)),
+        smtp_use_ssl=use_ssl,
+        smtp_timeout=as_duration("SMTP_TIMEOUT", get("SMTP_TIMEOUT")).total_seconds(),
+        verification_expires_in=as_duration(
+            "EMAIL_VERIFICATION_EXPIRES_IN", get("EMAIL_VERIFICATION_EXPIRES_IN")
+        ),
+        send_on_sign_up=(
+            as_bool("REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION"))
+            if send_on_sign_up is None
+            else as_bool("SEND_VERIFICATION_EMAIL_ON_SIGN_UP", send_on_sign_up)
+        ),
+        send_on_sign_in=as_bool(
+            "SEND_VERIFICATION_EMAIL_ON_SIGN_IN", get("SEND_VERIFICATION_EMAIL_ON_SIGN_IN")
+        ),
+        auto_sign_in_after_verification=as_bool(
+            "AUTO_SIGN_IN_AFTER_VERIFICATION", get("AUTO_SIGN_IN_AFTER_VERIFICATION")
+        ),
+        reset_password_token_expires_in=as_duration(
+            "RESET_PASSWORD_TOKEN_EXPIRES_IN", get("RESET_PASSWORD_TOKEN_EXPIRES_IN")
+        ),
+        revoke_sessions_on_password_reset=as_bool(
+            "REVOKE_SESSIONS_ON_PASSWORD_RESET", get("REVOKE_SESSIONS_ON_PASSWORD_RESET")
+        ),
+        change_email_enabled=as_bool("CHANGE_EMAIL_ENABLED", get("CHANGE_EMAIL_ENABLED")),
+        update_email_without_verification=as_bool(
+            "UPDATE_EMAIL_WITHOUT_VERIFICATION", get("UPDATE_EMAIL_WITHOUT_VERIFICATION")
+        ),
+        send_change_email_confirmation=as_bool(
+            "SEND_CHANGE_EMAIL_CONFIRMATION", get("SEND_CHANGE_EMAIL_CONFIRMATION")
+        ),
+        send_delete_account_verification=as_bool(
+            "SEND_DELETE_ACCOUNT_VERIFICATION", get("SEND_DELETE_ACCOUNT_VERIFICATION")
+        ),
+        delete_token_expires_in=as_duration(
+            "DELETE_TOKEN_EXPIRES_IN", get("DELETE_TOKEN_EXPIRES_IN")
+        ),
+    )
 
 
 @dataclass(frozen=True)

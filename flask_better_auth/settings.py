@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Better Auth's scrypt cost. Hashes made with another N do not verify anywhere else.
-SCRYPT_N = 16384
+from .config import ConfigError, as_bool, as_duration, as_int, as_list
+from .crypto import SCRYPT_N
+from .email import EmailSettings, email_settings
 
 #: Every configuration key with its default. ``init_app`` applies them with ``setdefault``.
 DEFAULTS: dict[str, Any] = {
@@ -79,21 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_DELETE_TOKEN_EXPIRES_IN": timedelta(days=1),
 }
 
-#: Default subject lines; ``{app_name}`` is replaced by ``BETTER_AUTH_APP_NAME``.
-EMAIL_SUBJECTS = {
-    "verification": "Verify your email address for {app_name}",
-    "reset-password": "Reset your {app_name} password",
-    "change-email-confirmation": "Approve the change of your {app_name} email address",
-    "delete-account": "Confirm the deletion of your {app_name} account",
-}
-
-_EMAIL_BACKENDS = ("console", "outbox", "smtp")
-
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
-
-
-class ConfigError(ValueError):
-    """A ``BETTER_AUTH_*`` key has a value that cannot work; raised by ``init_app``."""
 
 
 @dataclass(frozen=True)
@@ -132,35 +117,6 @@ class PasswordSettings:
     min_length: int
     max_length: int
     scrypt_n: int
-
-
-@dataclass(frozen=True)
-class EmailSettings:
-    """Email delivery and the email flows (verification, reset, change of email, deletion)."""
-
-    backend: str | None
-    outbox: str | None
-    sender: str
-    app_name: str
-    subjects: Mapping[str, str]
-    smtp_host: str
-    smtp_port: int
-    smtp_username: str | None
-    smtp_password: str | None
-    smtp_use_tls: bool
-    smtp_use_ssl: bool
-    smtp_timeout: float
-    verification_expires_in: timedelta
-    send_on_sign_up: bool
-    send_on_sign_in: bool
-    auto_sign_in_after_verification: bool
-    reset_password_token_expires_in: timedelta
-    revoke_sessions_on_password_reset: bool
-    change_email_enabled: bool
-    update_email_without_verification: bool
-    send_change_email_confirmation: bool
-    send_delete_account_verification: bool
-    delete_token_expires_in: timedelta
 
 
 @dataclass(frozen=True)
@@ -234,7 +190,7 @@ class AuthSettings:
             raise ConfigError(
                 f"BETTER_AUTH_SECRET is too short ({len(secret)} characters): use at least 32."
             )
-        fallbacks = _as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
+        fallbacks = as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
 
         base_url = get("BASE_URL") or None
         if base_url is not None:
@@ -259,13 +215,13 @@ class AuthSettings:
                 "BETTER_AUTH_COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None',"
                 f" not {samesite_raw!r}."
             )
-        secure = _as_bool("COOKIE_SECURE", get("COOKIE_SECURE"))
+        secure = as_bool("COOKIE_SECURE", get("COOKIE_SECURE"))
         if samesite == "None" and not secure:
             raise ConfigError(
                 "BETTER_AUTH_COOKIE_SAMESITE='None' requires BETTER_AUTH_COOKIE_SECURE=True:"
                 " browsers reject SameSite=None cookies without Secure."
             )
-        secure_prefix = _as_bool("COOKIE_SECURE_PREFIX", get("COOKIE_SECURE_PREFIX"))
+        secure_prefix = as_bool("COOKIE_SECURE_PREFIX", get("COOKIE_SECURE_PREFIX"))
         if secure_prefix and not secure:
             raise ConfigError(
                 "BETTER_AUTH_COOKIE_SECURE_PREFIX=True requires BETTER_AUTH_COOKIE_SECURE=True."
@@ -281,17 +237,17 @@ class AuthSettings:
             session_data=cookie_name("SESSION_DATA_COOKIE_NAME", "session-data"),
             dont_remember=cookie_name("DONT_REMEMBER_COOKIE_NAME", "dont-remember"),
             secure=secure,
-            httponly=_as_bool("COOKIE_HTTPONLY", get("COOKIE_HTTPONLY")),
+            httponly=as_bool("COOKIE_HTTPONLY", get("COOKIE_HTTPONLY")),
             samesite=samesite,
             domain=get("COOKIE_DOMAIN") or None,
             path=str(get("COOKIE_PATH") or "/"),
-            max_age=_as_bool("COOKIE_MAX_AGE", get("COOKIE_MAX_AGE")),
+            max_age=as_bool("COOKIE_MAX_AGE", get("COOKIE_MAX_AGE")),
         )
         session = SessionSettings(
-            expires_in=_as_duration("SESSION_EXPIRES_IN", get("SESSION_EXPIRES_IN")),
-            update_age=_as_duration("SESSION_UPDATE_AGE", get("SESSION_UPDATE_AGE")),
-            fresh_age=_as_duration("SESSION_FRESH_AGE", get("SESSION_FRESH_AGE")),
-            disable_refresh=_as_bool("DISABLE_SESSION_REFRESH", get("DISABLE_SESSION_REFRESH")),
+            expires_in=as_duration("SESSION_EXPIRES_IN", get("SESSION_EXPIRES_IN")),
+            update_age=as_duration("SESSION_UPDATE_AGE", get("SESSION_UPDATE_AGE")),
+            fresh_age=as_duration("SESSION_FRESH_AGE", get("SESSION_FRESH_AGE")),
+            disable_refresh=as_bool("DISABLE_SESSION_REFRESH", get("DISABLE_SESSION_REFRESH")),
         )
         if session.expires_in.total_seconds() == 0:
             raise ConfigError("BETTER_AUTH_SESSION_EXPIRES_IN must be longer than zero.")
@@ -301,14 +257,14 @@ class AuthSettings:
                 " browsers keep."
             )
 
-        min_len = _as_int("MIN_PASSWORD_LENGTH", get("MIN_PASSWORD_LENGTH"))
-        max_len = _as_int("MAX_PASSWORD_LENGTH", get("MAX_PASSWORD_LENGTH"))
+        min_len = as_int("MIN_PASSWORD_LENGTH", get("MIN_PASSWORD_LENGTH"))
+        max_len = as_int("MAX_PASSWORD_LENGTH", get("MAX_PASSWORD_LENGTH"))
         if min_len < 1 or max_len < min_len:
             raise ConfigError(
                 "BETTER_AUTH_MIN_PASSWORD_LENGTH must be at least 1 and no more than"
                 f" BETTER_AUTH_MAX_PASSWORD_LENGTH (got {min_len} and {max_len})."
             )
-        scrypt_n = _as_int("SCRYPT_N", get("SCRYPT_N"))
+        scrypt_n = as_int("SCRYPT_N", get("SCRYPT_N"))
         if scrypt_n != SCRYPT_N and not testing:
             raise ConfigError(
                 f"BETTER_AUTH_SCRYPT_N may differ from {SCRYPT_N} only when TESTING is on:"
@@ -317,10 +273,10 @@ class AuthSettings:
         if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
             raise ConfigError(f"BETTER_AUTH_SCRYPT_N must be a power of two, not {scrypt_n}.")
         password = PasswordSettings(
-            enabled=_as_bool("EMAIL_AND_PASSWORD_ENABLED", get("EMAIL_AND_PASSWORD_ENABLED")),
-            disable_sign_up=_as_bool("DISABLE_SIGN_UP", get("DISABLE_SIGN_UP")),
-            auto_sign_in=_as_bool("AUTO_SIGN_IN", get("AUTO_SIGN_IN")),
-            require_email_verification=_as_bool(
+            enabled=as_bool("EMAIL_AND_PASSWORD_ENABLED", get("EMAIL_AND_PASSWORD_ENABLED")),
+            disable_sign_up=as_bool("DISABLE_SIGN_UP", get("DISABLE_SIGN_UP")),
+            auto_sign_in=as_bool("AUTO_SIGN_IN", get("AUTO_SIGN_IN")),
+            require_email_verification=as_bool(
                 "REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION")
             ),
             min_length=min_len,
@@ -329,16 +285,16 @@ class AuthSettings:
         )
 
         trusted = tuple(
-            o.rstrip("/") for o in _as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
+            o.rstrip("/") for o in as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
         )
-        cors_origins = tuple(_as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
-        cors_credentials = _as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
+        cors_origins = tuple(as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
+        cors_credentials = as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
         if cors_credentials and "*" in cors_origins:
             raise ConfigError(
                 "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while"
                 " BETTER_AUTH_CORS_ALLOW_CREDENTIALS is on: list the origins."
             )
-        max_body = _as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
+        max_body = as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
         if max_body < 1024:
             raise ConfigError("BETTER_AUTH_MAX_BODY_SIZE must be at least 1024 bytes.")
 
@@ -351,162 +307,33 @@ class AuthSettings:
             cookies=cookies,
             session=session,
             password=password,
-            delete_user_enabled=_as_bool("DELETE_USER_ENABLED", get("DELETE_USER_ENABLED")),
-            bearer_enabled=_as_bool("BEARER_ENABLED", get("BEARER_ENABLED")),
-            bearer_require_signature=_as_bool(
+            delete_user_enabled=as_bool("DELETE_USER_ENABLED", get("DELETE_USER_ENABLED")),
+            bearer_enabled=as_bool("BEARER_ENABLED", get("BEARER_ENABLED")),
+            bearer_require_signature=as_bool(
                 "BEARER_REQUIRE_SIGNATURE", get("BEARER_REQUIRE_SIGNATURE")
             ),
             cors_origins=cors_origins,
             cors_allow_credentials=cors_credentials,
-            cors_paths=tuple(_as_list("CORS_PATHS", get("CORS_PATHS"))),
-            disable_origin_check=_as_bool("DISABLE_ORIGIN_CHECK", get("DISABLE_ORIGIN_CHECK")),
-            disable_csrf_check=_as_bool("DISABLE_CSRF_CHECK", get("DISABLE_CSRF_CHECK")),
+            cors_paths=tuple(as_list("CORS_PATHS", get("CORS_PATHS"))),
+            disable_origin_check=as_bool("DISABLE_ORIGIN_CHECK", get("DISABLE_ORIGIN_CHECK")),
+            disable_csrf_check=as_bool("DISABLE_CSRF_CHECK", get("DISABLE_CSRF_CHECK")),
             ip_address_headers=tuple(
-                h.lower() for h in _as_list("IP_ADDRESS_HEADERS", get("IP_ADDRESS_HEADERS"))
+                h.lower() for h in as_list("IP_ADDRESS_HEADERS", get("IP_ADDRESS_HEADERS"))
             ),
-            disable_ip_tracking=_as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
+            disable_ip_tracking=as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
             max_body_size=max_body,
             login_view=get("LOGIN_VIEW") or None,
-            email=_email_settings(get, config, debug=debug, instance_path=instance_path),
+            email=email_settings(get, config, debug=debug, instance_path=instance_path),
         )
 
 
-def _email_settings(
-    get: Any, config: Mapping[str, Any], *, debug: bool, instance_path: str
-) -> EmailSettings:
-    backend = get("EMAIL_BACKEND") or ("console" if debug else None)
-    if backend is not None and backend not in _EMAIL_BACKENDS:
-        raise ConfigError(
-            f"BETTER_AUTH_EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)}"
-            f" (or unset), not {backend!r}."
-        )
-    outbox = get("EMAIL_OUTBOX")
-    if outbox:
-        outbox = os.path.join(instance_path, str(outbox))
-    elif backend == "outbox":
-        outbox = os.path.join(instance_path, "outbox.jsonl")
-    subjects = get("EMAIL_SUBJECTS") or {}
-    if not isinstance(subjects, Mapping):
-        raise ConfigError("BETTER_AUTH_EMAIL_SUBJECTS must be a mapping of kind to subject line.")
-    unknown = set(subjects) - set(EMAIL_SUBJECTS)
-    if unknown:
-        raise ConfigError(
-            f"BETTER_AUTH_EMAIL_SUBJECTS has unknown kinds {sorted(unknown)}:"
-            f" use {', '.join(EMAIL_SUBJECTS)}."
-        )
-
-    def smtp(name: str, mail_key: str, default: Any) -> Any:
-        # Flask-Mail's MAIL_* keys are read when the BETTER_AUTH_SMTP_* key is unset.
-        value = get(f"SMTP_{name}")
-        return value if value is not None else config.get(mail_key, default)
-
-    use_ssl = _as_bool("SMTP_USE_SSL", smtp("USE_SSL", "MAIL_USE_SSL", False))
-    send_on_sign_up = get("SEND_VERIFICATION_EMAIL_ON_SIGN_UP")
-    return EmailSettings(
-        backend=backend,
-        outbox=outbox,
-        sender=str(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER") or "no-reply@localhost"),
-        app_name=str(get("APP_NAME") or "Better Auth"),
-        subjects={**EMAIL_SUBJECTS, **subjects},
-        smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
-        smtp_port=_as_int("SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)),
-        smtp_username=smtp("USERNAME", "MAIL_USERNAME", None),
-        smtp_password=smtp("PASSWORD", "MAIL_PASSWORD", None),
-        smtp_use_tls=_as_bool("SMTP_USE_TLS", smtp("USE_TLS", "MAIL_USE_TLS", False)),
-        smtp_use_ssl=use_ssl,
-        smtp_timeout=_as_duration("SMTP_TIMEOUT", get("SMTP_TIMEOUT")).total_seconds(),
-        verification_expires_in=_as_duration(
-            "EMAIL_VERIFICATION_EXPIRES_IN", get("EMAIL_VERIFICATION_EXPIRES_IN")
-        ),
-        send_on_sign_up=(
-            _as_bool("REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION"))
-            if send_on_sign_up is None
-            else _as_bool("SEND_VERIFICATION_EMAIL_ON_SIGN_UP", send_on_sign_up)
-        ),
-        send_on_sign_in=_as_bool(
-            "SEND_VERIFICATION_EMAIL_ON_SIGN_IN", get("SEND_VERIFICATION_EMAIL_ON_SIGN_IN")
-        ),
-        auto_sign_in_after_verification=_as_bool(
-            "AUTO_SIGN_IN_AFTER_VERIFICATION", get("AUTO_SIGN_IN_AFTER_VERIFICATION")
-        ),
-        reset_password_token_expires_in=_as_duration(
-            "RESET_PASSWORD_TOKEN_EXPIRES_IN", get("RESET_PASSWORD_TOKEN_EXPIRES_IN")
-        ),
-        revoke_sessions_on_password_reset=_as_bool(
-            "REVOKE_SESSIONS_ON_PASSWORD_RESET", get("REVOKE_SESSIONS_ON_PASSWORD_RESET")
-        ),
-        change_email_enabled=_as_bool("CHANGE_EMAIL_ENABLED", get("CHANGE_EMAIL_ENABLED")),
-        update_email_without_verification=_as_bool(
-            "UPDATE_EMAIL_WITHOUT_VERIFICATION", get("UPDATE_EMAIL_WITHOUT_VERIFICATION")
-        ),
-        send_change_email_confirmation=_as_bool(
-            "SEND_CHANGE_EMAIL_CONFIRMATION", get("SEND_CHANGE_EMAIL_CONFIRMATION")
-        ),
-        send_delete_account_verification=_as_bool(
-            "SEND_DELETE_ACCOUNT_VERIFICATION", get("SEND_DELETE_ACCOUNT_VERIFICATION")
-        ),
-        delete_token_expires_in=_as_duration(
-            "DELETE_TOKEN_EXPIRES_IN", get("DELETE_TOKEN_EXPIRES_IN")
-        ),
-    )
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off", ""):
-        return False
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise ConfigError(f"BETTER_AUTH_{name} must be true or false, not {value!r}.")
-
-
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"BETTER_AUTH_{name} must be an integer, not {value!r}.")
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"BETTER_AUTH_{name} must be an integer, not {value!r}.") from None
-
-
-def _as_duration(name: str, value: Any) -> timedelta:
-    """A ``timedelta``, or a number of seconds (int, float or numeric string)."""
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            duration = timedelta(seconds=float(value))
-        except (ValueError, OverflowError):
-            raise ConfigError(
-                f"BETTER_AUTH_{name} must be a timedelta or a number of seconds, not {value!r}."
-            ) from None
-    else:
-        raise ConfigError(
-            f"BETTER_AUTH_{name} must be a timedelta or a number of seconds, not {value!r}."
-        )
-    if duration < timedelta(0):
-        raise ConfigError(f"BETTER_AUTH_{name} must not be negative ({value!r}).")
-    return duration
-
-
-def _as_list(name: str, value: Any) -> list[str]:
-    """A list of strings, from a list/tuple, a JSON list string, or a comma-separated string."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ConfigError(
-                    f"BETTER_AUTH_{name} is not a valid JSON list: {text!r}."
-                ) from None
-        else:
-            return [part.strip() for part in text.split(",") if part.strip()]
-    if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f"BETTER_AUTH_{name} must be a list of strings, not {value!r}.")
+__all__ = [
+    "DEFAULTS",
+    "SCRYPT_N",
+    "AuthSettings",
+    "ConfigError",
+    "CookieSettings",
+    "EmailSettings",
+    "PasswordSettings",
+    "SessionSettings",
+]
