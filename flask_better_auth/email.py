@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -114,7 +114,8 @@ def email_settings(
     return EmailSettings(
         backend=backend,
         outbox=outbox,
-        sender=str(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER") or "no-reply@localhost"),
+        sender=_address(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER"))
+        or "no-reply@localhost",
         app_name=str(get("APP_NAME") or "Better Auth"),
         subjects={**EMAIL_SUBJECTS, **subjects},
         smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
@@ -158,6 +159,13 @@ def email_settings(
             "DELETE_TOKEN_EXPIRES_IN", get("DELETE_TOKEN_EXPIRES_IN")
         ),
     )
+
+
+def _address(value: Any) -> str:
+    """A sender as a header value: Flask-Mail also allows a ``(name, address)`` pair."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return formataddr((str(value[0]), str(value[1])))
+    return str(value or "")
 
 
 @dataclass(frozen=True)
