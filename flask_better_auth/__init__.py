@@ -8,7 +8,14 @@ from .errors import ERROR_CODES, AuthError
 from .extension import BetterAuth
 from .models import Account, Session, User, Verification
 from .settings import AuthSettings, ConfigError
-from .signals import session_revoked, user_signed_in, user_signed_out, user_signed_up
+from .signals import (
+    email_verified,
+    password_reset,
+    session_revoked,
+    user_signed_in,
+    user_signed_out,
+    user_signed_up,
+)
 
 __version__ = "0.1.0"
 
@@ -25,8 +32,10 @@ __all__ = [
     "Verification",
     "current_session",
     "current_user",
+    "email_verified",
     "fresh_login_required",
     "login_required",
+    "password_reset",
     "session_revoked",
     "user_signed_in",
     "user_signed_out",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage as MimeMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -255,14 +255,22 @@ class SMTPBackend:
         message["From"] = conf.sender
         message["To"] = email.to
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=conf.sender.rpartition("@")[2] or None)
+        domain = parseaddr(conf.sender)[1].rpartition("@")[2]
+        message["Message-ID"] = make_msgid(domain=domain or None)
         message.set_content(email.text)
         if email.html:
             message.add_alternative(email.html, subtype="html")
-        smtp_class = smtplib.SMTP_SSL if conf.smtp_use_ssl else smtplib.SMTP
-        with smtp_class(conf.smtp_host, conf.smtp_port, timeout=conf.smtp_timeout) as smtp:
+        context = ssl.create_default_context()  # both TLS modes verify the server's certificate
+        smtp: smtplib.SMTP
+        if conf.smtp_use_ssl:
+            smtp = smtplib.SMTP_SSL(
+                conf.smtp_host, conf.smtp_port, timeout=conf.smtp_timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(conf.smtp_host, conf.smtp_port, timeout=conf.smtp_timeout)
+        with smtp:
             if conf.smtp_use_tls and not conf.smtp_use_ssl:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=context)
             if conf.smtp_username:
                 smtp.login(conf.smtp_username, conf.smtp_password or "")
             smtp.send_message(message)
@@ -279,6 +287,19 @@ def backend_for(settings: EmailSettings) -> EmailBackend | None:
     return None
 
 
+def _addressed_to(user: User, email: str) -> User:
+    """A detached copy of ``user`` with another address (never added to the database)."""
+    return User(
+        id=user.id,
+        name=user.name,
+        email=email,
+        email_verified=user.email_verified,
+        image=user.image,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )
+
+
 @dataclass(frozen=True)
 class Mailer:
     """Chooses how each kind of message goes out: its callback, ``send_email``, or the backend."""
@@ -292,13 +313,16 @@ class Mailer:
         """Whether anything delivers ``kind`` (Better Auth: whether the callback is configured)."""
         return kind in self.callbacks or self.send_email is not None or self.backend is not None
 
-    def render(self, kind: str, *, user: User, to: str, url: str, token: str) -> Email:
+    def render(
+        self, kind: str, *, user: User, to: str, url: str, token: str, new_email: str | None = None
+    ) -> Email:
         """Build the message from the templates (the app's own first)."""
         context = {
             "user": user,
             "url": url,
             "token": token,
             "to": to,
+            "new_email": new_email,
             "app_name": self.settings.app_name,
         }
         text = render_template(f"better_auth/email/{kind}.txt", **context)
@@ -309,14 +333,32 @@ class Mailer:
         subject = self.settings.subjects.get(kind, kind).format(app_name=self.settings.app_name)
         return Email(kind, to, subject, text, html, url, token, user)
 
-    def send(self, kind: str, *, user: User, url: str, token: str, to: str | None = None) -> bool:
-        """Deliver one message now; failures are logged, never raised. Returns success."""
+    def send(
+        self,
+        kind: str,
+        *,
+        user: User,
+        url: str,
+        token: str,
+        to: str | None = None,
+        new_email: str | None = None,
+    ) -> bool:
+        """Deliver one message now; failures are logged, never raised. Returns success.
+
+        :param to: the address, when not ``user.email`` (a change of email verifies the new
+            one: callbacks then get the user with that address, as in Better Auth).
+        :param new_email: the address a change-of-email confirmation asks to approve.
+        """
         try:
             callback = self.callbacks.get(kind)
             if callback is not None:
-                callback(user=user, url=url, token=token)
+                recipient = user if not to or to == user.email else _addressed_to(user, to)
+                extra = {"new_email": new_email} if new_email is not None else {}
+                callback(user=recipient, url=url, token=token, **extra)
                 return True
-            email = self.render(kind, user=user, to=to or user.email, url=url, token=token)
+            email = self.render(
+                kind, user=user, to=to or user.email, url=url, token=token, new_email=new_email
+            )
             if self.send_email is not None:
                 self.send_email(email)
             elif self.backend is not None:

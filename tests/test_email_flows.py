@@ -1028,9 +1028,13 @@ def test_callbacks_turn_on_their_flows(build: Callable[..., Flask]):
     assert ordered(change_email(client, "new@example.com")) == {"status": True}
     (confirm,) = mails["confirm"]
     assert confirm["user"].email == account.email
+    assert confirm["new_email"] == "new@example.com"  # Better Auth's newEmail
     assert jwt_claims(confirm["token"])["requestType"] == "change-email-confirmation"
     assert click(client, confirm["url"]).status_code == 302
     assert jwt_claims(mails["verify"][-1]["token"])["updateTo"] == "new@example.com"
+    # The verification of the new address reaches a callback addressed to it, as in Better
+    # Auth (a callback mailing user.email must not send the new address's link to the old).
+    assert mails["verify"][-1]["user"].email == "new@example.com"
     assert click(client, mails["verify"][-1]["url"]).status_code == 302
     assert get_session(client)["user"]["email"] == "new@example.com"
 
