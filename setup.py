@@ -10,7 +10,13 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["flask_better_auth", "flask_better_auth.*"]),
-    package_data={"flask_better_auth": ["py.typed", "templates/better_auth/email/*"]},
+    package_data={
+        "flask_better_auth": [
+            "py.typed",
+            "templates/better_auth/email/*",
+            "migrations/script.py.mako",
+        ]
+    },
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=[
@@ -19,16 +25,22 @@ setup(
         "flask-cors>=4.0",
         "itsdangerous>=2.1",
         "joserfc>=1.0",
+        "alembic>=1.13",
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.1"],
+        "redis": ["redis>=5"],
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
             "psycopg[binary]>=3.1",
             "asgiref>=3.7",
             "aiosmtpd>=1.4",
+            "redis>=5",
+            "gunicorn>=21",  # test_faults.py: a real multi-process server
+            "hypothesis>=6.100",  # test_fuzz.py: property-based fuzzing of every route
         ],
+        "bench": ["gunicorn>=21", "psycopg[binary]>=3.1", "redis>=5"],
     },
     classifiers=[
         "Framework :: Flask",

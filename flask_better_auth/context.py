@@ -1,26 +1,25 @@
 """The auth context on ``g``: credentials read before the view, the session resolved lazily.
 
 ``before_request`` only reads and verifies credentials (no database work); the first touch of
-``current_user`` / ``current_session`` (or an auth route) resolves the session with one query;
-``after_request`` writes the cookies the request decided on.
+``current_user`` / ``current_session`` (or an auth route) resolves the session: from the cookie
+cache when enabled and valid, else from secondary storage (Redis) when configured, else with one
+database query; ``after_request`` writes the cookies the request decided on.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from flask import Response, g, request
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.local import LocalProxy
 
-from . import store
-from .cookies import clear_session_cookies, read_signed_cookie, set_session_cookies
+from . import cookie_cache, store
+from .cookies import clear_session_cookies, read_signed_cookie, serialize, set_session_cookies
 from .crypto import generate_id, unsign_value
+from .ip import address_from_headers
 from .models import Session, User, utcnow
 from .state import settings
 
@@ -51,6 +50,9 @@ class AuthContext:
     :ivar token: the session token from a verified cookie or Bearer header, or ``None``.
     :ivar via_bearer: the token came from ``Authorization: Bearer``.
     :ivar dont_remember: a valid "don't remember" cookie came with the request.
+    :ivar source: where the session was read: ``"cookie"`` (the cookie cache),
+        ``"secondary"`` (Redis) or ``"database"``.
+    :ivar issue_cache: write the cookie cache from :attr:`session` in the response.
     """
 
     token: str | None = None
@@ -60,7 +62,9 @@ class AuthContext:
     resolved: bool = False
     session: Session | None = None
     user: User | None = None
+    source: Literal["cookie", "secondary", "database"] | None = None
     cookie_action: Literal["set", "clear"] | None = None
+    issue_cache: bool = False
 
     def mark_set(self) -> None:
         """Re-issue the session cookie from :attr:`session` in the response."""
@@ -114,52 +118,69 @@ def read_credentials() -> AuthContext:
     )
 
 
-def resolve_session(*, refresh: bool = True) -> tuple[Session, User] | None:
-    """Resolve the request's session: one indexed query, lazily, at most once per request.
+def _authoritative_source() -> Literal["secondary", "database"]:
+    return "database" if settings().secondary_storage.sessions_in_database else "secondary"
 
-    Expired or unknown ⇒ anonymous and the cookies are marked for removal. A session last
-    extended ``update_age`` ago or more is extended by ``expires_in`` and its cookie re-issued.
+
+def resolve_session(
+    *, refresh: bool = True, sensitive: bool = False, disable_cookie_cache: bool = False
+) -> tuple[Session, User] | None:
+    """Resolve the request's session, lazily, at most once per request.
+
+    The cookie cache answers when enabled and valid (no storage read); else Redis when
+    configured; else the database (one indexed query). Expired or unknown ⇒ anonymous and the
+    cookies are marked for removal. A session last extended ``update_age`` ago or more is
+    extended by ``expires_in`` and its cookie re-issued.
 
     :param refresh: ``False`` never extends the session (``disableRefresh``).
+    :param sensitive: read the session's source of truth, never a cache: the database, or
+        Redis when sessions live only there (Better Auth's ``sensitiveSessionMiddleware``). A
+        session already resolved from a cache in this request is read again.
+    :param disable_cookie_cache: skip the cookie cache (``disableCookieCache``).
+    :raises ~flask_better_auth.secondary_storage.StorageUnavailable: Redis failed and sessions
+        live only there (``503``).
     """
     ctx = auth_context()
-    if ctx.resolved:
+    if ctx.resolved and not (
+        sensitive and ctx.source is not None and ctx.source != _authoritative_source()
+    ):
         return (ctx.session, ctx.user) if ctx.session and ctx.user else None
     ctx.resolved = True
+    ctx.session = ctx.user = ctx.source = None
     if not ctx.token:
         return None
     conf = settings()
-    db_session = store.db_session()
-    with db_session.no_autoflush:  # the app's pending changes stay the app's
-        row = db_session.execute(
-            select(Session, User)
-            .join(User, User.id == Session.user_id)
-            .where(Session.token == ctx.token)
-        ).first()
+    cache = conf.cookie_cache
+    if cache.enabled and not sensitive and not disable_cookie_cache:
+        value = cookie_cache.read(request, conf.cookies.session_data)
+        cached = None
+        if value:
+            cached = cookie_cache.cached_session(
+                value, token=ctx.token, secrets=conf.secrets, strategy=cache.strategy
+            )
+        if cached is not None:
+            ctx.session, ctx.user = cached
+            ctx.source = "cookie"
+            return cached
+    found = store.find_session(ctx.token, authoritative=sensitive)
     now = datetime.now(UTC)
-    if row is None or row[0].expires_at <= now:
-        if row is not None:
-            store.write_aside(delete(Session).where(Session.id == row[0].id))
+    if found is None or found[0].expires_at <= now:
+        if found is not None:
+            store.drop_session(found[0])
         ctx.mark_clear()
         return None
-    session, user = row
+    session, user, ctx.source = found
     ctx.session, ctx.user = session, user
+    ctx.issue_cache = cache.enabled
     rules = conf.session
     if refresh and not ctx.dont_remember and not rules.disable_refresh:
         due = session.expires_at - rules.expires_in + rules.update_age
         if due <= now:
             stamp = utcnow()
-            result = store.write_aside(
-                update(Session)
-                .where(Session.id == session.id)
-                .values(expires_at=stamp + rules.expires_in, updated_at=stamp)
-            )
-            if getattr(result, "rowcount", 1) == 0:
+            if not store.extend_session(session, user, stamp, stamp + rules.expires_in):
                 ctx.session = ctx.user = None
                 ctx.mark_clear()
                 return None
-            set_committed_value(session, "expires_at", stamp + rules.expires_in)
-            set_committed_value(session, "updated_at", stamp)
             ctx.mark_set()
     return session, user
 
@@ -167,25 +188,13 @@ def resolve_session(*, refresh: bool = True) -> tuple[Session, User] | None:
 def client_ip(conf: AuthSettings) -> str:
     """The client IP from the configured headers, as Better Auth reads it ("" when unknown).
 
-    A header is trusted only when it holds exactly one valid address.
+    Without ``BETTER_AUTH_TRUSTED_PROXIES`` a header is trusted only when it holds exactly one
+    valid address; with them, the chain is walked from the right past the trusted hops.
     """
     if conf.disable_ip_tracking:
         return ""
-    for header in conf.ip_address_headers:
-        value = request.headers.get(header)
-        if not value:
-            continue
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        if len(parts) != 1:
-            continue
-        try:
-            address = ipaddress.ip_address(parts[0])
-        except ValueError:
-            continue
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        return str(address)
-    return ""
+    address = address_from_headers(request.headers, conf.ip_address_headers, conf.trusted_proxies)
+    return "" if address is None else str(address)
 
 
 def create_session(user: User, *, dont_remember: bool = False) -> Session:
@@ -208,10 +217,11 @@ def create_session(user: User, *, dont_remember: bool = False) -> Session:
         ip_address=client_ip(conf),
         user_agent=request.headers.get("User-Agent", ""),
     )
-    store.db_session().add(session)
+    store.save_session(session, user)
     ctx = auth_context()
     ctx.resolved = True
     ctx.session, ctx.user = session, user
+    ctx.source = _authoritative_source()
     ctx.token = session.token
     ctx.dont_remember = dont_remember
     ctx.mark_set()
@@ -229,7 +239,7 @@ def end_session() -> None:
 def apply_cookies(response: Response) -> Response:
     """``after_request``: write what the request decided about the session cookies."""
     ctx: AuthContext | None = g.get("_better_auth")
-    if ctx is None or ctx.cookie_action is None:
+    if ctx is None or (ctx.cookie_action is None and not ctx.issue_cache):
         return response
     if ctx.via_bearer and request.blueprint != "better_auth":
         # A Bearer client keeps no cookies: the app's own routes do not send it any. (The auth
@@ -237,8 +247,11 @@ def apply_cookies(response: Response) -> Response:
         return response
     conf = settings()
     if ctx.cookie_action == "clear":
-        clear_session_cookies(response, conf)
-    elif ctx.session is not None:
+        name = conf.cookies.session_data
+        chunks = [c for c in cookie_cache.present(request, name) if c != name]
+        clear_session_cookies(response, conf, extra=chunks)
+        return response
+    if ctx.cookie_action == "set" and ctx.session is not None:
         set_session_cookies(
             response,
             conf,
@@ -247,7 +260,32 @@ def apply_cookies(response: Response) -> Response:
             dont_remember=ctx.dont_remember,
             clear_dont_remember=ctx.had_dont_remember_cookie and not ctx.dont_remember,
         )
+    if conf.cookie_cache.enabled and ctx.session is not None and ctx.user is not None:
+        _write_cookie_cache(response, conf, ctx.session, ctx.user, ctx.dont_remember)
     return response
+
+
+def _write_cookie_cache(
+    response: Response, conf: AuthSettings, session: Session, user: User, dont_remember: bool
+) -> None:
+    """Write the signed ``session_data`` cookie (Better Auth's ``setCookieCache``)."""
+    cache = conf.cookie_cache
+    # A "don't remember" session gets a browser-session cache cookie, as in Better Auth.
+    max_age = None if dont_remember else int(cache.max_age.total_seconds())
+
+    def cookie(name: str, value: str, *, max_age: int | None) -> str:
+        return serialize(name, value, conf.cookies, max_age=max_age)
+
+    value = cookie_cache.encode(
+        session.to_json(),
+        user.to_json(),
+        secret=conf.secret,
+        strategy=cache.strategy,
+        max_age=max_age,
+    )
+    cookie_cache.write(
+        response, request, cookie, name=conf.cookies.session_data, value=value, max_age=max_age
+    )
 
 
 def _current_user() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
@@ -95,10 +96,15 @@ def set_session_cookies(
         expose_header(response, "set-auth-token")
 
 
-def clear_session_cookies(response: Response, settings: AuthSettings) -> None:
-    """Expire the session, session-data and "don't remember" cookies (in Better Auth's order)."""
+def clear_session_cookies(
+    response: Response, settings: AuthSettings, *, extra: Iterable[str] = ()
+) -> None:
+    """Expire the session, session-data and "don't remember" cookies (in Better Auth's order).
+
+    :param extra: more cookie names to expire after the session-data cookie (its chunks).
+    """
     cookies = settings.cookies
-    for name in (cookies.session_token, cookies.session_data, cookies.dont_remember):
+    for name in (cookies.session_token, cookies.session_data, *extra, cookies.dont_remember):
         response.headers.add("Set-Cookie", _expired(name, cookies))
 
 

@@ -8,7 +8,6 @@ import hmac
 import secrets
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
 
 #: Better Auth's scrypt cost. Hashes made with another N do not verify anywhere else.
 SCRYPT_N = 16384
@@ -64,14 +63,14 @@ def verify_password(password_hash: str, password: str, *, n: int = SCRYPT_N) -> 
     return hmac.compare_digest(candidate.encode(), key_hex.lower().encode())
 
 
-@lru_cache(maxsize=4)
-def _dummy_hash(n: int) -> str:
-    return hash_password(generate_id(), n=n)
-
-
 def burn_password_check(password: str, *, n: int = SCRYPT_N) -> None:
-    """Spend the time of one password check, so a missing user answers as slowly as a real one."""
-    verify_password(_dummy_hash(n), password, n=n)
+    """Spend the time of one password check, so a missing user answers as slowly as a real one.
+
+    Exactly one scrypt with the real parameters, as :func:`verify_password` runs for a real
+    user. The key compared with is all zeros (which no password matches in practice) rather
+    than a hash made on first use: that would cost the first call of a process a second scrypt.
+    """
+    verify_password(f"{secrets.token_hex(16)}:{'0' * 2 * _SCRYPT_DKLEN}", password, n=n)
 
 
 def hmac_signature(secret: str, value: str) -> str:

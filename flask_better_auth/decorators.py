@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -9,12 +10,24 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from flask import current_app, redirect, request, url_for
+from sqlalchemy.exc import OperationalError
 
 from .context import resolve_session
 from .errors import AuthError
+from .models import Session, User
 from .state import settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("flask_better_auth")
+
+
+def _resolve() -> tuple[Session, User] | None:
+    """The request's session; a database that cannot answer is ``503`` JSON, not a 500 page."""
+    try:
+        return resolve_session()
+    except OperationalError as exc:
+        logger.error("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+        raise AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}) from exc
 
 
 def _wants_html() -> bool:
@@ -41,12 +54,13 @@ def login_required(view: F) -> F:
     """Answer ``401 UNAUTHORIZED`` JSON unless a session is signed in.
 
     HTML requests are redirected to ``BETTER_AUTH_LOGIN_VIEW`` (with ``?next=``) when it is
-    set. ``OPTIONS`` (CORS preflight) passes through; async views work.
+    set. ``OPTIONS`` (CORS preflight) passes through; async views work. A database that cannot
+    be reached answers ``503 SERVICE_UNAVAILABLE`` JSON with ``Retry-After: 1``.
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS" and resolve_session() is None:
+        if request.method != "OPTIONS" and _resolve() is None:
             return _unauthorized()
         return current_app.ensure_sync(view)(*args, **kwargs)
 
@@ -63,7 +77,7 @@ def fresh_login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            resolved = resolve_session()
+            resolved = _resolve()
             if resolved is None:
                 return _unauthorized()
             require_fresh(resolved[0].created_at)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import DBAPIError
 
 from .context import apply_cookies, auth_context, resolve_session
 from .email import KindCallback, Mailer, SendEmail, backend_for
 from .errors import AuthError
-from .models import Session, User, metadata
+from .models import Session, User, metadata, rate_limit_metadata
+from .ratelimit import RateLimiter
+from .secondary_storage import SecondaryStorage
 from .settings import DEFAULTS, AuthSettings, ConfigError
 from .state import AuthState, state
+
+logger = logging.getLogger("flask_better_auth")
 
 
 class BetterAuth:
@@ -24,7 +30,8 @@ class BetterAuth:
     :param app: the Flask app to set up now (optional).
     :param db: the app's Flask-SQLAlchemy instance. Without one, the app's registered
         instance is used, or else one is created (``SQLALCHEMY_DATABASE_URI`` defaults to
-        ``sqlite:///better-auth.sqlite`` in the instance folder).
+        ``sqlite:///better-auth.sqlite`` in the instance folder; ``SQLALCHEMY_ENGINE_OPTIONS``
+        gets ``pool_pre_ping=True`` unless it sets ``pool_pre_ping`` itself).
     :param send_email: called with every :class:`~flask_better_auth.email.Email` instead of
         the ``BETTER_AUTH_EMAIL_BACKEND``, for apps with a mailer of their own.
     :param send_verification_email: like Better Auth's ``sendVerificationEmail``: called as
@@ -82,17 +89,36 @@ class BetterAuth:
             callbacks=dict(self._callbacks),
             backend=backend_for(settings.email),
         )
+        db = self._database_for(app)
+        limiter = RateLimiter(settings, db) if settings.rate_limit.enabled else None
+        secondary = None
+        if settings.secondary_storage.enabled:
+            revoked_ttl = max(int(settings.session.expires_in.total_seconds()), 86400)
+            secondary = SecondaryStorage(settings.secondary_storage, revoked_ttl=revoked_ttl)
         app.extensions["better_auth"] = AuthState(
-            self, settings, self._database_for(app), mailer, self._on_password_reset
+            self,
+            settings,
+            db,
+            mailer,
+            self._on_password_reset,
+            rate_limiter=limiter,
+            secondary=secondary,
         )
 
         from .routes import bp
 
         app.register_blueprint(bp, url_prefix=settings.base_path)
+        if limiter is not None:  # first: Better Auth limits before anything else, routing included
+            app.before_request(limiter.check)
         app.before_request(_load_credentials)
         app.after_request(apply_cookies)
+        app.teardown_appcontext(_close_db_session)  # runs before Flask-SQLAlchemy's own
         app.register_error_handler(AuthError, _render_auth_error)
         self._setup_cors(app, settings)
+
+        from .cli import cli
+
+        app.cli.add_command(cli)
 
     def _database_for(self, app: Flask) -> SQLAlchemy:
         registered: SQLAlchemy | None = app.extensions.get("sqlalchemy")
@@ -108,6 +134,11 @@ class BetterAuth:
         if self._own_db is None:
             self._own_db = SQLAlchemy()
         app.config.setdefault("SQLALCHEMY_DATABASE_URI", "sqlite:///better-auth.sqlite")
+        # Test pooled connections before use: after a database restart or failover the dead
+        # ones are replaced unseen instead of failing one request each (503).
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("pool_pre_ping", True)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
         self._own_db.init_app(app)
         return self._own_db
 
@@ -138,17 +169,50 @@ class BetterAuth:
     def create_all(self) -> None:
         """Create the ``user``, ``session``, ``account`` and ``verification`` tables if missing.
 
-        Call it inside an app context.
+        Call it inside an app context. Meant for tests and prototypes: in production run
+        ``flask better-auth migrate``, which later adopts tables made here. With
+        ``BETTER_AUTH_RATE_LIMIT_STORAGE = "database"`` it creates the ``rateLimit`` table too.
         """
-        metadata.create_all(state().db.engine)
+        engine = state().db.engine
+        metadata.create_all(engine)
+        if state().settings.rate_limit.storage == "database":
+            rate_limit_metadata.create_all(engine)
 
-    def get_session(self) -> tuple[Session, User] | None:
-        """The current request's ``(session, user)``, or ``None`` when nobody is signed in."""
-        return resolve_session()
+    def get_session(self, *, sensitive: bool = False) -> tuple[Session, User] | None:
+        """The current request's ``(session, user)``, or ``None`` when nobody is signed in.
+
+        :param sensitive: read the session's source of truth, never the cookie cache (nor
+            Redis while the database holds the sessions), as Better Auth's sensitive routes do:
+            for views that must see a revocation at once.
+        """
+        return resolve_session(sensitive=sensitive)
 
 
 def _load_credentials() -> None:
     auth_context()  # reads and verifies credentials only; the session resolves on first use
+
+
+def _close_db_session(error: BaseException | None) -> None:
+    """Close the request's SQLAlchemy session as Flask-SQLAlchemy's teardown (next) would.
+
+    If the database dropped the connection after the request's last query, the closing
+    rollback fails; raised from Flask-SQLAlchemy's teardown, that error would turn the answer
+    already made into a 500. Here it is logged; the pool replaces the connection. A session
+    with unfinished changes is left alone: what happens to them is the app's business.
+    """
+    scoped = state().db.session
+    if not scoped.registry.has():
+        return
+    session = scoped()
+    if session.new or session.dirty or session.deleted:
+        return
+    try:
+        session.close()
+    except DBAPIError as exc:
+        logger.warning(
+            "database connection lost at the end of the request: %s",
+            exc.orig.__class__.__name__ if exc.orig else exc,
+        )
 
 
 def _render_auth_error(error: AuthError) -> Response:

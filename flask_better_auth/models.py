@@ -10,7 +10,17 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, Index, MetaData, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
@@ -139,6 +149,22 @@ class User(Base):
             "id": self.id,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> User:
+        """A transient user (not in the database session) from :meth:`to_json`'s shape.
+
+        For the users a cookie cache or the secondary storage holds.
+        """
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            email=str(data["email"]),
+            email_verified=bool(data.get("emailVerified", False)),
+            image=data.get("image"),
+            created_at=parse_datetime(data["createdAt"]),
+            updated_at=parse_datetime(data["updatedAt"]),
+        )
+
 
 class Session(Base):
     """A signed-in device (Better Auth's ``session`` table). ``token`` is the bearer secret."""
@@ -169,6 +195,20 @@ class Session(Base):
             "userId": self.user_id,
             "id": self.id,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Session:
+        """A transient session (not in the database session) from :meth:`to_json`'s shape."""
+        return cls(
+            id=str(data["id"]),
+            token=str(data["token"]),
+            user_id=str(data["userId"]),
+            expires_at=parse_datetime(data["expiresAt"]),
+            created_at=parse_datetime(data["createdAt"]),
+            updated_at=parse_datetime(data["updatedAt"]),
+            ip_address=data.get("ipAddress"),
+            user_agent=data.get("userAgent"),
+        )
 
 
 class Account(Base):
@@ -212,4 +252,35 @@ class Verification(Base):
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
 
 
-__all__ = ["Account", "Base", "Session", "User", "Verification", "metadata"]
+#: The metadata of the optional ``rateLimit`` table, which (as in Better Auth) exists only where
+#: ``BETTER_AUTH_RATE_LIMIT_STORAGE = "database"``.
+rate_limit_metadata = MetaData()
+
+
+class RateLimitBase(DeclarativeBase):
+    """Declarative base of the ``rateLimit`` table."""
+
+    metadata = rate_limit_metadata
+
+
+class RateLimit(RateLimitBase):
+    """A rate-limit counter (Better Auth's ``rateLimit`` table): ``key`` is ``"<ip>|<path>"``."""
+
+    __tablename__ = "rateLimit"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=generate_id)
+    key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_request: Mapped[int] = mapped_column("lastRequest", BigInteger, nullable=False)
+
+
+__all__ = [
+    "Account",
+    "Base",
+    "RateLimit",
+    "Session",
+    "User",
+    "Verification",
+    "metadata",
+    "rate_limit_metadata",
+]

@@ -9,8 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import ConfigError, as_bool, as_duration, as_int, as_list
+from .cookie_cache import CookieCacheSettings, cookie_cache_settings
 from .crypto import SCRYPT_N
 from .email import EmailSettings, email_settings
+from .ip import Network, ipv6_subnet, trusted_proxies
+from .ratelimit import RateLimitSettings, rate_limit_settings
+from .secondary_storage import SecondaryStorageSettings, secondary_storage_settings
 
 #: Every configuration key with its default. ``init_app`` applies them with ``setdefault``.
 DEFAULTS: dict[str, Any] = {
@@ -34,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_SESSION_UPDATE_AGE": timedelta(days=1),
     "BETTER_AUTH_SESSION_FRESH_AGE": timedelta(days=1),
     "BETTER_AUTH_DISABLE_SESSION_REFRESH": False,
+    "BETTER_AUTH_COOKIE_CACHE_ENABLED": False,
+    "BETTER_AUTH_COOKIE_CACHE_MAX_AGE": timedelta(minutes=5),
+    "BETTER_AUTH_COOKIE_CACHE_STRATEGY": "compact",
+    "BETTER_AUTH_SECONDARY_STORAGE_URL": None,
+    "BETTER_AUTH_SECONDARY_STORAGE_PREFIX": "",
+    "BETTER_AUTH_SECONDARY_STORAGE_TIMEOUT": 1.0,
+    "BETTER_AUTH_STORE_SESSION_IN_DATABASE": True,
+    "BETTER_AUTH_VERIFICATION_STORE_IN_DATABASE": None,
     "BETTER_AUTH_EMAIL_AND_PASSWORD_ENABLED": True,
     "BETTER_AUTH_DISABLE_SIGN_UP": False,
     "BETTER_AUTH_AUTO_SIGN_IN": True,
@@ -50,6 +62,15 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_DISABLE_CSRF_CHECK": False,
     "BETTER_AUTH_IP_ADDRESS_HEADERS": ["x-forwarded-for"],
     "BETTER_AUTH_DISABLE_IP_TRACKING": False,
+    "BETTER_AUTH_TRUSTED_PROXIES": [],
+    "BETTER_AUTH_IPV6_SUBNET": 64,
+    "BETTER_AUTH_RATE_LIMIT_ENABLED": None,
+    "BETTER_AUTH_RATE_LIMIT_WINDOW": 10,
+    "BETTER_AUTH_RATE_LIMIT_MAX": 100,
+    "BETTER_AUTH_RATE_LIMIT_STORAGE": None,
+    "BETTER_AUTH_RATE_LIMIT_REDIS_URL": None,
+    "BETTER_AUTH_RATE_LIMIT_REDIS_PREFIX": None,
+    "BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES": {},
     "BETTER_AUTH_MAX_BODY_SIZE": 1024 * 1024,
     "BETTER_AUTH_LOGIN_VIEW": None,
     "BETTER_AUTH_SCRYPT_N": SCRYPT_N,
@@ -141,9 +162,14 @@ class AuthSettings:
     disable_csrf_check: bool
     ip_address_headers: tuple[str, ...]
     disable_ip_tracking: bool
+    trusted_proxies: tuple[Network, ...]
+    ipv6_subnet: int
+    rate_limit: RateLimitSettings
     max_body_size: int
     login_view: str | None
     email: EmailSettings
+    cookie_cache: CookieCacheSettings
+    secondary_storage: SecondaryStorageSettings
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -170,8 +196,10 @@ class AuthSettings:
         """Read and validate every ``BETTER_AUTH_*`` key.
 
         :param config: the app's config (defaults already applied).
-        :param testing: the app's ``TESTING`` flag; only then may the scrypt cost be lowered.
-        :param debug: the app's debug flag: the email backend then defaults to ``console``.
+        :param testing: the app's ``TESTING`` flag; only then may the scrypt cost be lowered,
+            and the rate limiter is then off unless turned on.
+        :param debug: the app's debug flag: the email backend then defaults to ``console`` and
+            the rate limiter to off.
         :param instance_path: where a relative ``BETTER_AUTH_EMAIL_OUTBOX`` path lives.
         :raises ConfigError: with a message naming the key and what is wrong.
         """
@@ -321,9 +349,14 @@ class AuthSettings:
                 h.lower() for h in as_list("IP_ADDRESS_HEADERS", get("IP_ADDRESS_HEADERS"))
             ),
             disable_ip_tracking=as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
+            trusted_proxies=trusted_proxies(get("TRUSTED_PROXIES")),
+            ipv6_subnet=ipv6_subnet(get("IPV6_SUBNET")),
+            rate_limit=rate_limit_settings(get, config, testing=testing, debug=debug),
             max_body_size=max_body,
             login_view=get("LOGIN_VIEW") or None,
             email=email_settings(get, config, debug=debug, instance_path=instance_path),
+            cookie_cache=cookie_cache_settings(get),
+            secondary_storage=secondary_storage_settings(get),
         )
 
 
@@ -332,8 +365,11 @@ __all__ = [
     "SCRYPT_N",
     "AuthSettings",
     "ConfigError",
+    "CookieCacheSettings",
     "CookieSettings",
     "EmailSettings",
     "PasswordSettings",
+    "RateLimitSettings",
+    "SecondaryStorageSettings",
     "SessionSettings",
 ]

@@ -16,17 +16,25 @@ if TYPE_CHECKING:
 
     from .email import Mailer
     from .extension import BetterAuth
+    from .ratelimit import RateLimiter
+    from .secondary_storage import SecondaryStorage
 
 
 @dataclass(frozen=True)
 class AuthState:
-    """One app's extension, settings (read once in ``init_app``), database and mailer."""
+    """One app's extension, settings (read once in ``init_app``), database and mailer.
+
+    ``rate_limiter`` is ``None`` while rate limiting is off; ``secondary`` (the Redis of
+    ``BETTER_AUTH_SECONDARY_STORAGE_URL``) is ``None`` without secondary storage.
+    """
 
     extension: BetterAuth
     settings: AuthSettings
     db: SQLAlchemy
     mailer: Mailer
     on_password_reset: Callable[..., Any] | None = None
+    rate_limiter: RateLimiter | None = None
+    secondary: SecondaryStorage | None = None
 
 
 def state() -> AuthState:

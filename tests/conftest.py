@@ -104,6 +104,9 @@ def app(request: pytest.FixtureRequest, database_url: str) -> Iterator[Flask]:
     with app.app_context():
         app.extensions["better_auth"].db.session.remove()
         app.extensions["better_auth"].db.engine.dispose()
+    secondary = app.extensions["better_auth"].secondary
+    if secondary is not None:
+        secondary.close()
 
 
 @pytest.fixture

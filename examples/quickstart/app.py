@@ -1,9 +1,10 @@
 """flask-better-auth quickstart: Better Auth's API on Flask, SQLite by default.
 
-Run it (from the repository root):
+Run it (from the repository root): create or update the tables, then serve.
 
-    FLASK_BETTER_AUTH_SECRET=<32+ random chars> FLASK_BETTER_AUTH_COOKIE_SECURE=false \
-        flask --app examples/quickstart/app.py run
+    export FLASK_BETTER_AUTH_SECRET=<32+ random chars> FLASK_BETTER_AUTH_COOKIE_SECURE=false
+    flask --app examples/quickstart/app.py better-auth migrate
+    flask --app examples/quickstart/app.py run
 
 Every ``BETTER_AUTH_*`` / ``SQLALCHEMY_*`` setting can come from the environment with the
 ``FLASK_`` prefix (values are parsed as JSON where possible), e.g.
@@ -33,9 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update(config or {})
 
-    auth = BetterAuth(app)
-    with app.app_context():
-        auth.create_all()  # first run: create the tables (migrations come with the CLI)
+    BetterAuth(app)  # the tables come from `flask better-auth migrate`
 
     @app.get("/")
     def index() -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from ..context import auth_context, resolve_session
 from ..decorators import require_fresh
@@ -54,8 +56,11 @@ def auth_url() -> str:
 
 
 def require_session(level: AuthLevel = "session") -> tuple[Session, User]:
-    """The signed-in session and user, or ``401 UNAUTHORIZED`` (``403`` when not fresh)."""
-    resolved = resolve_session()
+    """The signed-in session and user, or ``401 UNAUTHORIZED`` (``403`` when not fresh).
+
+    ``"sensitive"`` reads the session's source of truth, bypassing the caches.
+    """
+    resolved = resolve_session(sensitive=level == "sensitive")
     if resolved is None:
         raise AuthError(401, "UNAUTHORIZED")
     if level == "fresh":
@@ -118,8 +123,25 @@ def empty_response(status: int) -> Response:
     return response
 
 
-@bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], merge_slashes=False)
-def not_found(unknown: str) -> Response:
+class _RestOfPath(PathConverter):
+    """Whatever follows the base path: ``path`` would stop at a newline or a leading slash."""
+
+    regex = r"[\s\S]+?"
+    part_isolating = False
+
+
+@bp.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("better_auth_rest", _RestOfPath)
+
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.route("", methods=_METHODS, merge_slashes=False)
+@bp.route("/", methods=_METHODS, merge_slashes=False)
+@bp.route("/<better_auth_rest:unknown>", methods=_METHODS, merge_slashes=False)
+def not_found(unknown: str = "") -> Response:
     """Anything else under the base path, wrong methods included: 404 with an empty body."""
     return empty_response(404)
 

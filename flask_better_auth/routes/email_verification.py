@@ -16,7 +16,7 @@ from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import email_verified
 from ..state import app_object, state
-from ..store import commit, db_session, user_by_email
+from ..store import commit, db_session, user_by_email, user_changed, user_row
 from ..tokens import sign_jwt, verify_jwt
 from .base import auth_url, endpoint, require_session, settings
 
@@ -89,6 +89,7 @@ def verify_email(body: Any) -> Any:
         if current is None or current[1].id != user.id:
             create_session(user)
     commit()
+    user_changed(user)
     email_verified.send(app_object(), user=user)
     return _done(callback_url, {"status": True, "user": None})
 
@@ -124,8 +125,11 @@ def _change_email(
     user.email_verified = request_type == "change-email-verification"
     user.updated_at = utcnow()
     commit()
+    user_changed(user)
     if current is not None:
-        auth_context().mark_set()
+        ctx = auth_context()
+        ctx.user = user  # the session's user may be a cached copy
+        ctx.mark_set()
     if request_type != "change-email-verification" and state().mailer.can_send("verification"):
         send_verification(user, callback_url)
     return _done(callback_url, {"status": True, "user": user.to_json()})
@@ -177,9 +181,10 @@ def change_email(body: dict[str, Any]) -> Any:
     if new_email == user.email:
         raise AuthError(400, None, "Email is the same")
     can_verify = mailer.can_send("verification")
-    can_confirm = conf.email.send_change_email_confirmation and mailer.can_send(
-        "change-email-confirmation"
-    )
+    # The setting, or a send_change_email_confirmation callback, turns the step on.
+    can_confirm = (
+        conf.email.send_change_email_confirmation or "change-email-confirmation" in mailer.callbacks
+    ) and mailer.can_send("change-email-confirmation")
     direct = conf.email.update_email_without_verification and not user.email_verified
     if not (direct or can_verify or can_confirm):
         raise AuthError(400, None, "Verification email isn't enabled")
@@ -189,10 +194,14 @@ def change_email(body: dict[str, Any]) -> Any:
         commit()
         return {"status": True}
     if direct:
+        user = user_row(user)  # the session may come from Redis: update the row
         user.email = new_email
         user.updated_at = utcnow()
         commit()
-        auth_context().mark_set()
+        user_changed(user)
+        ctx = auth_context()
+        ctx.user = user
+        ctx.mark_set()
         if can_verify:
             send_verification(user, callback_url)
         return {"status": True}
@@ -202,7 +211,9 @@ def change_email(body: dict[str, Any]) -> Any:
         url, token = verification_link(
             {**claims, "requestType": "change-email-confirmation"}, callback_url
         )
-        mailer.send("change-email-confirmation", user=user, url=url, token=token)
+        mailer.send(
+            "change-email-confirmation", user=user, url=url, token=token, new_email=new_email
+        )
         return {"status": True}
     if not can_verify:
         raise AuthError(400, None, "Verification email isn't enabled")

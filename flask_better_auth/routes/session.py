@@ -24,10 +24,15 @@ def _flag(name: str) -> bool:
 
 @endpoint("/get-session", methods=("GET", "POST"), body=False)
 def get_session(body: Any) -> Any:
-    """``null`` or ``{session, user}``; extends the session when due (unless ``disableRefresh``)."""
+    """``null`` or ``{session, user}``; extends the session when due (unless ``disableRefresh``).
+
+    A valid cookie cache answers without storage unless ``disableCookieCache`` is given.
+    """
     if request.method == "POST":
         raise AuthError(405, "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED", headers=NO_STORE)
-    resolved = resolve_session(refresh=not _flag("disableRefresh"))
+    resolved = resolve_session(
+        refresh=not _flag("disableRefresh"), disable_cookie_cache=_flag("disableCookieCache")
+    )
     data = (
         None
         if resolved is None

@@ -86,18 +86,21 @@ def sign_up_email(body: dict[str, Any]) -> Any:
     )
     db = db_session()
     db.add(user)
-    db.flush()  # the user row first: the account's foreign key points at it
-    db.add(account)
-    session = None
-    if not generic:
-        session = create_session(user, dont_remember=body.get("rememberMe") is False)
     try:
-        commit()
+        # The user row first: the account's foreign key points at it. This INSERT is where a
+        # concurrent sign-up of the same email that got there first makes us fail (PostgreSQL
+        # waits for that transaction to commit, then raises).
+        db.flush()
     except IntegrityError:
         db.rollback()
         if generic:
             return {"token": None, "user": _synthetic_user(name, email, image)}
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
+    db.add(account)
+    session = None
+    if not generic:
+        session = create_session(user, dont_remember=body.get("rememberMe") is False)
+    commit()
 
     app = app_object()
     user_signed_up.send(app, user=user)

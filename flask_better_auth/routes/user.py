@@ -12,11 +12,19 @@ from sqlalchemy import delete
 from ..context import auth_context, end_session, resolve_session
 from ..crypto import generate_id
 from ..errors import AuthError
-from ..models import Account, Session, User, utcnow
+from ..models import Account, User, utcnow
 from ..origin import check_redirect_target
 from ..schemas import Field, validate
 from ..state import state
-from ..store import commit, consume_verification, create_verification, db_session
+from ..store import (
+    commit,
+    consume_verification,
+    create_verification,
+    db_session,
+    delete_sessions,
+    user_changed,
+    user_row,
+)
 from .base import auth_url, empty_response, endpoint, require_session, settings
 from .password import check_current_password
 
@@ -33,12 +41,16 @@ def update_user(body: Any) -> Any:
     fields = validate(body, UPDATE_FIELDS)
     if not fields:
         raise AuthError(400, None, "No fields to update")
-    _, user = require_session()
+    _, cached = require_session()
+    user = user_row(cached)  # the session may come from a cache: update the row
     for key, value in fields.items():
         setattr(user, key, value)
     user.updated_at = utcnow()
     commit()
-    auth_context().mark_set()
+    user_changed(user)
+    ctx = auth_context()
+    ctx.user = user
+    ctx.mark_set()
     return {"status": True}
 
 
@@ -58,7 +70,7 @@ def _consume_delete_token(token: str, user: User) -> None:
 def _delete(user: User) -> None:
     """Delete the user with its sessions and accounts, and expire the request's cookies."""
     db = db_session()
-    db.execute(delete(Session).where(Session.user_id == user.id))
+    delete_sessions(user.id)
     db.execute(delete(Account).where(Account.user_id == user.id))
     db.execute(delete(User).where(User.id == user.id).execution_options(synchronize_session=False))
     commit()
@@ -113,7 +125,7 @@ def delete_user_callback(body: Any) -> Any:
     check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
     if not conf.delete_user_enabled:
         raise AuthError(404, "NOT_FOUND")
-    resolved = resolve_session()
+    resolved = resolve_session(sensitive=True)
     if resolved is None:
         raise AuthError(404, "FAILED_TO_GET_USER_INFO", "Failed to get user info")
     _consume_delete_token(request.args.get("token") or "", resolved[1])

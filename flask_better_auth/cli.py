@@ -1,0 +1,258 @@
+"""``flask better-auth …``: migrations, schema SQL, users, sessions and cleanup from the shell."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import Table, delete, func, select
+from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
+
+from .crypto import generate_id, hash_password
+from .migrations import VERSION_TABLE, MigrationError, status, upgrade, upgrade_sql
+from .models import (
+    Account,
+    Session,
+    User,
+    Verification,
+    metadata,
+    rate_limit_metadata,
+    utcnow,
+)
+from .routes.password import js_length
+from .schemas import is_email
+from .secondary_storage import StorageUnavailable
+from .signals import session_revoked
+from .state import app_object, state
+from .store import CREDENTIAL, commit, delete_sessions, user_by_email
+
+cli = AppGroup("better-auth", help="Better Auth: database migrations, users and sessions.")
+
+
+@contextmanager
+def _migration_errors() -> Iterator[None]:
+    try:
+        yield
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+@cli.command("migrate")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+def migrate_command(sql: bool) -> None:
+    """Create or update the Better Auth tables.
+
+    Alembic migrations shipped with the package, recorded in their own version table
+    (better_auth_alembic_version). Tables that already exist (made by Better Auth's
+    JavaScript server or by create_all) are adopted: their revision is recorded without
+    changing them.
+    """
+    engine = state().db.engine
+    if sql:
+        buffer = io.StringIO()
+        with _migration_errors(), engine.connect() as connection:
+            before = upgrade_sql(connection, buffer)
+        if before.up_to_date:
+            click.echo(f"-- The Better Auth tables are up to date (revision {before.head}).")
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    with _migration_errors(), engine.begin() as connection:
+        before = upgrade(connection)
+    if before.adopt is not None:
+        click.echo(
+            f"Better Auth tables already exist ({', '.join(before.existing)}):"
+            f" stamped revision {before.adopt} without changing them."
+        )
+    for script in before.pending:
+        click.echo(f"Applied {script.revision}: {script.doc}")
+    if before.up_to_date:
+        click.echo(f"The Better Auth tables are up to date (revision {before.head}).")
+    else:
+        click.echo(f"Database at revision {before.head} (in table {VERSION_TABLE}).")
+
+
+@cli.command("status")
+def status_command() -> None:
+    """Show the database's revision and what migrate would do."""
+    engine = state().db.engine
+    with _migration_errors(), engine.connect() as connection:
+        now = status(connection)
+    click.echo(f"Database: {engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"Current revision: {now.current or 'none'} (table {VERSION_TABLE})")
+    click.echo(f"Head revision: {now.head}")
+    click.echo(f"Better Auth tables present: {', '.join(now.existing) or 'none'}")
+    if now.adopt is not None:
+        click.echo(f"migrate would stamp {now.adopt}: its tables already exist.")
+    if now.pending:
+        click.echo(f"Pending ({len(now.pending)}):")
+        for script in now.pending:
+            click.echo(f"  {script.revision}: {script.doc}")
+    if now.up_to_date:
+        click.echo("Up to date.")
+
+
+def enabled_tables() -> list[Table]:
+    """The tables the app's enabled features use, in creation order (``rateLimit`` only with
+    ``BETTER_AUTH_RATE_LIMIT_STORAGE = "database"``; ``migrate`` creates every table)."""
+    tables = list(metadata.sorted_tables)
+    if state().settings.rate_limit.storage == "database":  # as create_all, as Better Auth
+        tables += rate_limit_metadata.sorted_tables
+    return tables
+
+
+@cli.command("generate")
+def generate_command() -> None:
+    """Print the CREATE statements of the tables.
+
+    The tables of the enabled features, in the SQL dialect of the configured database.
+    """
+    dialect = state().db.engine.dialect
+    click.echo(f"-- Better Auth tables for {dialect.name}")
+    for table in enabled_tables():
+        indexes = sorted(table.indexes, key=lambda index: str(index.name))
+        ddl: list[ExecutableDDLElement] = [CreateTable(table), *map(CreateIndex, indexes)]
+        for statement in ddl:
+            sql = str(statement.compile(dialect=dialect)).strip()
+            click.echo("\n".join(line.rstrip() for line in sql.splitlines()) + ";\n")
+
+
+@cli.command("create-user")
+@click.option("--email", required=True, help="The user's email (stored lower-cased).")
+@click.option("--name", required=True, help="The user's display name.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The password (prompted for, hidden, when not given).",
+)
+@click.option("--verified", is_flag=True, help="Mark the email as verified.")
+def create_user_command(email: str, name: str, password: str, verified: bool) -> None:
+    """Create a user who signs in with email and password."""
+    conf = state().settings
+    email = email.strip().lower()
+    if not is_email(email):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    if not name.strip():
+        raise click.BadParameter("must not be empty", param_hint="--name")
+    length = js_length(password)
+    if not conf.password.min_length <= length <= conf.password.max_length:
+        raise click.BadParameter(
+            f"must be {conf.password.min_length} to {conf.password.max_length} characters",
+            param_hint="--password",
+        )
+    if user_by_email(email) is not None:
+        raise click.ClickException(f"A user with the email {email} already exists.")
+    password_hash = hash_password(password, n=conf.password.scrypt_n)
+    now = utcnow()
+    user = User(
+        id=generate_id(),
+        name=name,
+        email=email,
+        email_verified=verified,
+        image=None,
+        created_at=now,
+        updated_at=now,
+    )
+    db = state().db.session
+    db.add(user)
+    db.flush()  # the user row first: the account's foreign key points at it
+    db.add(
+        Account(
+            id=generate_id(),
+            account_id=user.id,
+            provider_id=CREDENTIAL,
+            user_id=user.id,
+            password=password_hash,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    db.commit()
+    click.echo(f"Created user {email} (id {user.id}{', verified' if verified else ''}).")
+
+
+@cli.command("revoke-sessions")
+@click.argument("email")
+def revoke_sessions_command(email: str) -> None:
+    """Delete every session of the user with EMAIL."""
+    user = user_by_email(email.strip())
+    if user is None:
+        raise click.ClickException(f"No user with the email {email.strip().lower()}.")
+    try:
+        count = delete_sessions(user.id)
+    except StorageUnavailable:
+        raise click.ClickException("The secondary storage (Redis) is unavailable.") from None
+    commit()
+    session_revoked.send(app_object(), user_id=user.id, tokens=None)
+    click.echo(f"Revoked {_plural(count, 'session')} of {user.email}.")
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar's ``update`` on a terminal; elsewhere (logs, cron mail) a no-op."""
+    if not (total and _is_terminal()):
+        yield lambda steps: None
+        return
+    with click.progressbar(length=total, label=label) as bar:
+        yield bar.update
+
+
+def _purge_expired(
+    model: type[Session] | type[Verification], label: str, now: datetime, batch_size: int
+) -> tuple[int, int]:
+    """Delete the rows of ``model`` that expired before ``now``, committing each batch.
+
+    :return: the number of rows deleted and of batches.
+    """
+    db = state().db.session
+    expired = model.expires_at < now
+    total = db.execute(select(func.count()).select_from(model).where(expired)).scalar_one()
+    db.commit()
+    deleted = batches = 0
+    with _progress(total, label) as advance:
+        while True:
+            ids = list(db.execute(select(model.id).where(expired).limit(batch_size)).scalars())
+            if not ids:
+                break
+            result = db.execute(
+                delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
+            )
+            db.commit()
+            # rowcount, not len(ids): a request may have taken a row in between
+            deleted += int(getattr(result, "rowcount", len(ids)))
+            batches += 1
+            advance(len(ids))
+    return deleted, batches
+
+
+@cli.command("cleanup")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows deleted (and committed) at a time.",
+)
+def cleanup_command(batch_size: int) -> None:
+    """Delete expired sessions and verifications, in batches."""
+    now = utcnow()
+    for model, what in ((Session, "session"), (Verification, "verification")):
+        deleted, batches = _purge_expired(model, f"Expired {what}s", now, batch_size)
+        click.echo(
+            f"Deleted {_plural(deleted, 'expired ' + what)}"
+            f" in {_plural(batches, 'batch', 'batches')}."
+        )

@@ -1,0 +1,596 @@
+"""Better Auth's rate limiter: rules per path, memory / database / Redis storage, the 429 answer.
+
+It runs before routing for every request under the base path (unknown paths count too), keyed on
+``"<client ip>|<path below the base path>"``. Storage failures fail open: the request goes
+through and the error is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from flask import Request, Response, request
+from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .config import ConfigError, as_bool, as_duration, as_int
+from .crypto import generate_id
+from .ip import (
+    address_from_headers,
+    bucket_ip,
+    is_trusted_proxy,
+    parse_address,
+)
+from .models import RateLimit
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import Connection
+
+    from .settings import AuthSettings
+
+logger = logging.getLogger("flask_better_auth.ratelimit")
+
+#: The body of Better Auth's 429 answer.
+RATE_LIMIT_MESSAGE = "Too many requests. Please try again later."
+#: The IP part of the key when no client address can be found: one bucket for everyone.
+NO_TRUSTED_IP = "no-trusted-ip"
+STORAGES = ("memory", "database", "redis")
+#: How many keys the memory storage keeps at most (Better Auth's cap).
+MEMORY_MAX_ENTRIES = 100_000
+#: After a storage error, requests go through unchecked for this long before it is tried again.
+STORAGE_RETRY_SECONDS = 5.0
+#: Connect and read timeout of the Redis client, in seconds.
+REDIS_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """At most ``max`` requests per ``window`` seconds."""
+
+    window: float
+    max: int
+
+    @property
+    def window_ms(self) -> int:
+        return max(1, round(self.window * 1000))
+
+
+#: A custom rule: a rule, ``False`` (no limit), or ``fn(request, rule)`` returning one of
+#: those, a ``{"window", "max"}`` mapping, or ``None`` (keep ``rule``).
+CustomRule = Rule | Literal[False] | Callable[[Request, Rule], Any]
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """A rule for the paths ``matches`` accepts: Better Auth's special rules, and plugins' rules."""
+
+    matches: Callable[[str], bool]
+    rule: Rule
+
+
+#: Better Auth's special rules, first match wins (``getDefaultSpecialRules``).
+SPECIAL_RULES: tuple[PathRule, ...] = (
+    PathRule(
+        lambda path: path.startswith(("/sign-in", "/sign-up", "/change-password", "/change-email")),
+        Rule(10, 3),
+    ),
+    PathRule(
+        lambda path: (
+            path
+            in (
+                "/request-password-reset",
+                "/send-verification-email",
+                "/email-otp/send-verification-otp",
+                "/email-otp/request-password-reset",
+            )
+            or path.startswith("/forget-password")
+        ),
+        Rule(60, 3),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """The rate limiter's settings (Better Auth's ``rateLimit`` options)."""
+
+    enabled: bool
+    rule: Rule
+    storage: str
+    redis_url: str | None
+    redis_prefix: str
+    custom_rules: tuple[tuple[str, CustomRule], ...]
+
+
+def _rule(name: str, value: Any) -> Rule:
+    if isinstance(value, Rule):
+        return value
+    if not isinstance(value, Mapping) or set(value) != {"window", "max"}:
+        raise ConfigError(
+            f'BETTER_AUTH_{name} must be {{"window": seconds, "max": requests}} or False,'
+            f" not {value!r}."
+        )
+    window = as_duration(f"{name}.window", value["window"]).total_seconds()
+    most = as_int(f"{name}.max", value["max"])
+    if window <= 0 or most < 1:
+        raise ConfigError(f"BETTER_AUTH_{name} needs a window above 0 and a max of at least 1.")
+    return Rule(window, most)
+
+
+def _custom_rules(value: Any) -> tuple[tuple[str, CustomRule], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES must be a mapping of path pattern to rule."
+        )
+    rules: list[tuple[str, CustomRule]] = []
+    for path, rule in value.items():
+        name = f"RATE_LIMIT_CUSTOM_RULES[{path!r}]"
+        if not isinstance(path, str) or not path.startswith(("/", "*")):
+            raise ConfigError(
+                f"BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES keys are paths below the base path"
+                f' ("/sign-in/email", "/two-factor/*"), not {path!r}.'
+            )
+        if rule is False or callable(rule):
+            rules.append((path, rule))
+        else:
+            rules.append((path, _rule(name, rule)))
+    return tuple(rules)
+
+
+def rate_limit_settings(
+    get: Callable[[str], Any], config: Mapping[str, Any], *, testing: bool, debug: bool
+) -> RateLimitSettings:
+    """Read the ``BETTER_AUTH_RATE_LIMIT_*`` keys.
+
+    :param get: reads a key by its name without ``BETTER_AUTH_`` (defaults applied).
+    :param config: the app's config, for ``BETTER_AUTH_SECONDARY_STORAGE_URL`` and ``_PREFIX``.
+    :param testing: the app's ``TESTING`` flag; with ``debug``, turns the default off.
+    """
+    enabled = get("RATE_LIMIT_ENABLED")
+    enabled = not (testing or debug) if enabled is None else as_bool("RATE_LIMIT_ENABLED", enabled)
+    window = as_duration("RATE_LIMIT_WINDOW", get("RATE_LIMIT_WINDOW")).total_seconds()
+    most = as_int("RATE_LIMIT_MAX", get("RATE_LIMIT_MAX"))
+    if window <= 0 or most < 1:
+        raise ConfigError(
+            "BETTER_AUTH_RATE_LIMIT_WINDOW must be above 0 and BETTER_AUTH_RATE_LIMIT_MAX at"
+            " least 1 (set BETTER_AUTH_RATE_LIMIT_ENABLED = False to turn the limiter off)."
+        )
+    # Better Auth counts in its secondaryStorage: the same Redis and key prefix by default.
+    secondary_url = config.get("BETTER_AUTH_SECONDARY_STORAGE_URL") or None
+    secondary_prefix = config.get("BETTER_AUTH_SECONDARY_STORAGE_PREFIX")
+    redis_url = get("RATE_LIMIT_REDIS_URL") or secondary_url
+    prefix = get("RATE_LIMIT_REDIS_PREFIX")
+    storage = get("RATE_LIMIT_STORAGE") or ("redis" if secondary_url else "memory")
+    if storage not in STORAGES:
+        raise ConfigError(
+            f"BETTER_AUTH_RATE_LIMIT_STORAGE must be one of {', '.join(STORAGES)}, not {storage!r}."
+        )
+    if storage == "redis" and enabled:
+        if not redis_url:
+            raise ConfigError(
+                'BETTER_AUTH_RATE_LIMIT_STORAGE = "redis" needs BETTER_AUTH_RATE_LIMIT_REDIS_URL'
+                " (or BETTER_AUTH_SECONDARY_STORAGE_URL), e.g. redis://127.0.0.1:6379/0."
+            )
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                'BETTER_AUTH_RATE_LIMIT_STORAGE = "redis" needs the redis package:'
+                " pip install 'flask-better-auth[redis]'."
+            ) from None
+    return RateLimitSettings(
+        enabled=enabled,
+        rule=Rule(window, most),
+        storage=storage,
+        redis_url=str(redis_url) if redis_url else None,
+        redis_prefix=str(prefix if prefix is not None else secondary_prefix or ""),
+        custom_rules=_custom_rules(get("RATE_LIMIT_CUSTOM_RULES")),
+    )
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    # Better Auth's wildcardMatch without a separator: "*" is any run of characters ("/"
+    # included), "?" any one character, "\" escapes the next one.
+    parts: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            parts.append(re.escape(next(chars, "")))
+        elif char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def rule_for(
+    path: str,
+    conf: RateLimitSettings,
+    extra_rules: Sequence[PathRule] = (),
+    req: Request | None = None,
+) -> Rule | None:
+    """The rule for a request to ``path`` (below the base path), or ``None`` for no limit.
+
+    Better Auth's order: the default rule, then the first matching special rule, then the first
+    matching ``extra_rules`` (plugins), then the first matching custom rule (a pattern with
+    ``*`` is a glob, any other is compared exactly).
+
+    :param req: the request, passed to callable custom rules.
+    """
+    rule = conf.rule
+    for candidate in SPECIAL_RULES:
+        if candidate.matches(path):
+            rule = candidate.rule
+            break
+    for candidate in extra_rules:
+        if candidate.matches(path):
+            rule = candidate.rule
+            break
+    for pattern, custom in conf.custom_rules:
+        if not (_glob(pattern).fullmatch(path) if "*" in pattern else pattern == path):
+            continue
+        resolved: Any = custom
+        if callable(custom):
+            resolved = custom(req if req is not None else request, rule)
+        if resolved is False:
+            return None
+        if resolved is not None:
+            rule = _rule(f"RATE_LIMIT_CUSTOM_RULES[{pattern!r}]", resolved)
+        break
+    return rule
+
+
+def sub_path(path: str, base_path: str) -> str | None:
+    """``path`` relative to the base path, trailing slashes dropped; ``None`` outside it."""
+    path = path.rstrip("/") or "/"
+    if path == base_path:
+        return "/"
+    if path.startswith(base_path + "/"):
+        return path[len(base_path) :]
+    return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(kind: str, message: str, *args: Any) -> None:
+    if kind not in _warned:
+        _warned.add(kind)
+        logger.warning(message, *args)
+
+
+def client_key_ip(conf: AuthSettings, req: Request) -> str | None:
+    """The IP part of the request's rate-limit key; ``None`` when IP tracking is disabled.
+
+    The configured headers first (as :func:`~flask_better_auth.context.client_ip` reads them),
+    else the socket peer's address. IPv6 is masked to ``BETTER_AUTH_IPV6_SUBNET`` bits.
+    """
+    if conf.disable_ip_tracking:
+        return None
+    address = address_from_headers(req.headers, conf.ip_address_headers, conf.trusted_proxies)
+    if address is None:
+        peer = parse_address(req.remote_addr or "")
+        forwarded = [name for name in conf.ip_address_headers if req.headers.get(name)]
+        if peer is not None and (forwarded or is_trusted_proxy(peer, conf.trusted_proxies)):
+            _warn_once(
+                "peer",
+                "Rate limiting: %s could not be trusted for the client IP, so requests are"
+                " keyed on the peer address %s. Behind a proxy that is the proxy's address and"
+                " every client shares one bucket. List your proxies in"
+                " BETTER_AUTH_TRUSTED_PROXIES (IPs or CIDR ranges) or point"
+                " BETTER_AUTH_IP_ADDRESS_HEADERS at a header your proxy sets to one address.",
+                ", ".join(forwarded) or "no forwarded header",
+                peer,
+            )
+        address = peer
+    if address is None:
+        _warn_once(
+            "no-ip",
+            "Rate limiting could not determine a client IP: every client shares one bucket per"
+            " path. Make your proxy forward the client address and set"
+            ' BETTER_AUTH_IP_ADDRESS_HEADERS (e.g. ["x-real-ip"]) or'
+            " BETTER_AUTH_TRUSTED_PROXIES so it can be resolved.",
+        )
+        return NO_TRUSTED_IP
+    return bucket_ip(address, conf.ipv6_subnet)
+
+
+def too_many_requests(retry_after: int) -> Response:
+    """Better Auth's 429 answer, ``X-Retry-After`` readable by cross-origin clients."""
+    body = json.dumps({"message": RATE_LIMIT_MESSAGE}, separators=(",", ":"))
+    response = Response(body, status=429, mimetype="application/json")
+    response.headers["X-Retry-After"] = str(retry_after)
+    response.headers["Access-Control-Expose-Headers"] = "X-Retry-After"
+    return response
+
+
+def _retry_after(last_request: int, rule: Rule, now: int) -> int:
+    return math.ceil((last_request + rule.window_ms - now) / 1000)
+
+
+class Storage(Protocol):
+    """Where counts live. ``consume`` counts a request: ``None`` if allowed, else retry-after."""
+
+    def consume(self, key: str, rule: Rule, now: int) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """Counts in this process's memory (one process only; lost on restart)."""
+
+    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
+        self._entries: dict[str, tuple[int, int, int]] = {}  # key → count, last, expires
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+        self._next_prune = 0
+
+    def consume(self, key: str, rule: Rule, now: int) -> int | None:
+        with self._lock:
+            self._prune(now)
+            entry = self._entries.get(key)
+            if entry is None or now >= entry[2] or now - entry[1] >= rule.window_ms:
+                count = 1
+            elif entry[0] >= rule.max:
+                return _retry_after(entry[1], rule, now)
+            else:
+                count = entry[0] + 1
+            self._entries[key] = (count, now, now + rule.window_ms)
+            return None
+
+    def _prune(self, now: int) -> None:
+        if now < self._next_prune and len(self._entries) <= self._max_entries:
+            return
+        self._next_prune = now + 1000
+        for key in [k for k, entry in self._entries.items() if now >= entry[2]]:
+            del self._entries[key]
+        overflow = len(self._entries) - self._max_entries
+        for key in list(self._entries)[: max(overflow, 0)]:  # the oldest keys first
+            del self._entries[key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class DatabaseStorage:
+    """Counts in the ``rateLimit`` table, one atomic statement per request.
+
+    PostgreSQL and SQLite: an ``INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING`` that
+    counts the request only when it is allowed; other databases: ``SELECT … FOR UPDATE``.
+    It uses a connection of its own and commits at once, never touching the app's session.
+    """
+
+    def __init__(self, db: SQLAlchemy, longest_window: float) -> None:
+        self._db = db
+        self._longest_ms = round(longest_window * 1000)
+        self._next_prune = 0
+        self.upsert = True  # False forces the portable path (tests)
+
+    def consume(self, key: str, rule: Rule, now: int) -> int | None:
+        self._longest_ms = max(self._longest_ms, rule.window_ms)
+        engine = self._db.engine
+        with engine.begin() as conn:
+            if self.upsert and engine.dialect.name in ("postgresql", "sqlite"):
+                retry_after = self._upsert(conn, key, rule, now)
+            else:
+                retry_after = self._locked(conn, key, rule, now)
+            if retry_after is None and now >= self._next_prune:
+                # Bound the table: drop rows no rule can still count.
+                self._next_prune = now + self._longest_ms
+                cutoff = now - self._longest_ms
+                conn.execute(delete(RateLimit).where(RateLimit.last_request < cutoff))
+        return retry_after
+
+    @staticmethod
+    def _upsert(conn: Connection, key: str, rule: Rule, now: int) -> int | None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        upsert: postgresql.Insert | sqlite.Insert
+        if conn.dialect.name == "postgresql":
+            upsert = postgresql.insert(RateLimit)
+        else:
+            upsert = sqlite.insert(RateLimit)
+        expired = RateLimit.last_request <= now - rule.window_ms
+        statement = (
+            upsert.values(id=generate_id(), key=key, count=1, last_request=now)
+            .on_conflict_do_update(
+                index_elements=[RateLimit.key],
+                set_={
+                    "count": case((expired, 1), else_=RateLimit.count + 1),
+                    "lastRequest": now,
+                },
+                where=or_(expired, RateLimit.count < rule.max),
+            )
+            .returning(RateLimit.count)
+        )
+        if conn.execute(statement).first() is not None:
+            return None
+        last = conn.execute(select(RateLimit.last_request).where(RateLimit.key == key)).scalar()
+        return _retry_after(int(last if last is not None else now), rule, now)
+
+    @staticmethod
+    def _locked(conn: Connection, key: str, rule: Rule, now: int) -> int | None:
+        query = select(RateLimit.count, RateLimit.last_request).where(RateLimit.key == key)
+        row = conn.execute(query.with_for_update()).first()
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    row_id = generate_id()
+                    conn.execute(
+                        insert(RateLimit).values(id=row_id, key=key, count=1, last_request=now)
+                    )
+                return None
+            except IntegrityError:  # a concurrent request created it: count against that row
+                row = conn.execute(query.with_for_update()).one()
+        count, last = int(row[0]), int(row[1])
+        if now - last >= rule.window_ms:
+            count = 1
+        elif count >= rule.max:
+            return _retry_after(last, rule, now)
+        else:
+            count += 1
+        conn.execute(
+            update(RateLimit).where(RateLimit.key == key).values(count=count, last_request=now)
+        )
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+# INCR, and on the first request of a window the expiry: atomic, so exact across processes.
+# A key left without expiry (written by something else) gets one too rather than block forever.
+_REDIS_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+class RedisStorage:
+    """Counts in Redis (``INCR`` + ``PEXPIRE`` in one Lua script): exact across processes.
+
+    The window opens with the first request and closes ``window`` seconds later (Better Auth's
+    ``secondaryStorage.increment``); a request is refused once the count passes ``max``.
+    """
+
+    def __init__(self, url: str, prefix: str = "") -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.prefix = prefix
+        try:
+            self.client = redis.Redis.from_url(
+                url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # fail fast: the limiter fails open
+            )
+        except ValueError as exc:
+            raise ConfigError(f"The rate limiter's Redis URL {url!r} is unusable: {exc}") from None
+        self._script = self.client.register_script(_REDIS_SCRIPT)
+
+    def consume(self, key: str, rule: Rule, now: int) -> int | None:
+        count, ttl = self._script(keys=[self.prefix + key], args=[rule.window_ms])
+        if int(count) <= rule.max:
+            return None
+        return max(1, math.ceil(int(ttl) / 1000))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RateLimiter:
+    """One app's limiter: :meth:`check` runs before every request under the base path.
+
+    :ivar clock: the current time in epoch milliseconds (replaceable in tests).
+    :ivar extra_rules: rules contributed by plugins, checked after Better Auth's special rules.
+    """
+
+    def __init__(self, conf: AuthSettings, db: SQLAlchemy) -> None:
+        self.settings = conf
+        self.clock: Callable[[], int] = _now_ms
+        self.extra_rules: list[PathRule] = []
+        limits = conf.rate_limit
+        self.storage: Storage
+        if limits.storage == "redis":
+            assert limits.redis_url is not None  # checked by rate_limit_settings
+            self.storage = RedisStorage(limits.redis_url, limits.redis_prefix)
+        elif limits.storage == "database":
+            windows = [limits.rule.window, *(r.rule.window for r in SPECIAL_RULES)]
+            windows += [r.window for _, r in limits.custom_rules if isinstance(r, Rule)]
+            self.storage = DatabaseStorage(db, max(windows))
+        else:
+            self.storage = MemoryStorage()
+        self._skip_until = 0.0
+        self._failing = False
+
+    def check(self) -> Response | None:
+        """``before_request``: count the request; the 429 answer when it is over its limit."""
+        if request.method == "OPTIONS":  # CORS preflights are answered, never counted
+            return None
+        path = sub_path(request.path, self.settings.base_path)
+        if path is None:
+            return None
+        rule = rule_for(path, self.settings.rate_limit, self.extra_rules, request)
+        if rule is None:
+            return None
+        ip = client_key_ip(self.settings, request)
+        if ip is None:
+            return None
+        retry_after = self._consume(f"{ip}|{path}", rule)
+        return None if retry_after is None else too_many_requests(retry_after)
+
+    def _consume(self, key: str, rule: Rule) -> int | None:
+        if time.monotonic() < self._skip_until:
+            return None
+        try:
+            retry_after = self.storage.consume(key, rule, self.clock())
+        except Exception as exc:  # fail open: a storage outage must not lock everyone out
+            self._skip_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            if not self._failing:
+                logger.error(
+                    "Rate limiting is off: the %s storage failed (%s: %s). Requests go through"
+                    " unchecked; it is tried again every %d seconds.",
+                    self.settings.rate_limit.storage,
+                    type(exc).__name__,
+                    exc,
+                    STORAGE_RETRY_SECONDS,
+                )
+            self._failing = True
+            return None
+        if self._failing:
+            logger.warning(
+                "Rate limiting is back on: the %s storage answers again.",
+                self.settings.rate_limit.storage,
+            )
+            self._failing = False
+        return retry_after
+
+    def close(self) -> None:
+        """Release the storage (the Redis connection pool)."""
+        self.storage.close()
+
+
+__all__ = [
+    "NO_TRUSTED_IP",
+    "RATE_LIMIT_MESSAGE",
+    "SPECIAL_RULES",
+    "DatabaseStorage",
+    "MemoryStorage",
+    "PathRule",
+    "RateLimitSettings",
+    "RateLimiter",
+    "RedisStorage",
+    "Rule",
+    "client_key_ip",
+    "rate_limit_settings",
+    "rule_for",
+    "sub_path",
+    "too_many_requests",
+]
