@@ -13,12 +13,10 @@ from flask.cli import AppGroup
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 
-from .crypto import generate_id, hash_password
+from .crypto import hash_password
 from .migrations import VERSION_TABLE, MigrationError, status, upgrade, upgrade_sql
 from .models import (
-    Account,
     Session,
-    User,
     Verification,
     metadata,
     rate_limit_metadata,
@@ -29,7 +27,7 @@ from .schemas import is_email
 from .secondary_storage import StorageUnavailable
 from .signals import session_revoked
 from .state import app_object, state
-from .store import CREDENTIAL, commit, delete_sessions, user_by_email
+from .store import add_user_with_password, commit, delete_sessions, user_by_email
 
 cli = AppGroup("better-auth", help="Better Auth: database migrations, users and sessions.")
 
@@ -153,31 +151,8 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
     if user_by_email(email) is not None:
         raise click.ClickException(f"A user with the email {email} already exists.")
     password_hash = hash_password(password, n=conf.password.scrypt_n)
-    now = utcnow()
-    user = User(
-        id=generate_id(),
-        name=name,
-        email=email,
-        email_verified=verified,
-        image=None,
-        created_at=now,
-        updated_at=now,
-    )
-    db = state().db.session
-    db.add(user)
-    db.flush()  # the user row first: the account's foreign key points at it
-    db.add(
-        Account(
-            id=generate_id(),
-            account_id=user.id,
-            provider_id=CREDENTIAL,
-            user_id=user.id,
-            password=password_hash,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    db.commit()
+    user = add_user_with_password(name, email, password_hash, verified=verified)
+    commit()
     click.echo(f"Created user {email} (id {user.id}{', verified' if verified else ''}).")
 
 

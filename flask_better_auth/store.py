@@ -63,6 +63,42 @@ def user_by_email(email: str) -> User | None:
     )
 
 
+def add_user_with_password(
+    name: str, email: str, password_hash: str, *, image: str | None = None, verified: bool = False
+) -> User:
+    """Add a user and its credential account to the transaction (the caller commits).
+
+    The user row is flushed first (the account's foreign key points at it): a taken email
+    raises :class:`~sqlalchemy.exc.IntegrityError` here, also when a concurrent sign-up got
+    there first (PostgreSQL waits for that transaction, then raises).
+    """
+    now = utcnow()
+    user = User(
+        id=generate_id(),
+        name=name,
+        email=email.lower(),
+        email_verified=verified,
+        image=image,
+        created_at=now,
+        updated_at=now,
+    )
+    db = db_session()
+    db.add(user)
+    db.flush()
+    db.add(
+        Account(
+            id=generate_id(),
+            account_id=user.id,
+            provider_id=CREDENTIAL,
+            user_id=user.id,
+            password=password_hash,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return user
+
+
 def credential_account(user_id: str) -> Account | None:
     """The user's email + password account (``providerId="credential"``), if any."""
     return (

@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from ..context import create_session
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
-from ..models import Account, User, utcnow
+from ..models import User, utcnow
 from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
 from ..state import app_object, state
-from ..store import CREDENTIAL, commit, db_session, user_by_email
+from ..store import add_user_with_password, commit, db_session, user_by_email
 from .base import endpoint, settings
 from .email_verification import send_verification
 from .password import check_length
@@ -65,38 +65,13 @@ def sign_up_email(body: dict[str, Any]) -> Any:
             return {"token": None, "user": _synthetic_user(name, email, image)}
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
 
-    now = utcnow()
-    user = User(
-        id=generate_id(),
-        name=name,
-        email=email,
-        email_verified=False,
-        image=image,
-        created_at=now,
-        updated_at=now,
-    )
-    account = Account(
-        id=generate_id(),
-        account_id=user.id,
-        provider_id=CREDENTIAL,
-        user_id=user.id,
-        password=password_hash,
-        created_at=now,
-        updated_at=now,
-    )
-    db = db_session()
-    db.add(user)
     try:
-        # The user row first: the account's foreign key points at it. This INSERT is where a
-        # concurrent sign-up of the same email that got there first makes us fail (PostgreSQL
-        # waits for that transaction to commit, then raises).
-        db.flush()
-    except IntegrityError:
-        db.rollback()
+        user = add_user_with_password(name, email, password_hash, image=image)
+    except IntegrityError:  # taken meanwhile: a concurrent sign-up of this email won
+        db_session().rollback()
         if generic:
             return {"token": None, "user": _synthetic_user(name, email, image)}
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
-    db.add(account)
     session = None
     if not generic:
         session = create_session(user, dont_remember=body.get("rememberMe") is False)
