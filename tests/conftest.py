@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
+from nodejs import node_env  # noqa: F401  (a fixture, shared by the tests that run Node)
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
 from flask_better_auth.models import metadata

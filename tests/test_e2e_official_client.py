@@ -19,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nodejs import NodeEnv
 
 pytestmark = pytest.mark.e2e
 
@@ -39,19 +38,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 E2E_DIR = REPO_ROOT / "tests" / "e2e"
 EXAMPLE_APP = REPO_ROOT / "examples" / "quickstart" / "app.py"
 
-NPM_INSTALL_TIMEOUT = 600
 SERVER_START_TIMEOUT = 30.0
 MIGRATE_TIMEOUT = 60
 FLOW_TIMEOUT = 180
 HASH_TIMEOUT = 60
 #: client_flows.mjs modes that read the server's email outbox (third argument).
 EMAIL_MODES = ("password-reset", "verify-email")
-
-
-@dataclass(frozen=True)
-class NodeEnv:
-    node: str
-    npm: str
 
 
 @dataclass(frozen=True)
@@ -71,70 +63,6 @@ class RunningServer:
 def _tail(text: str | None, limit: int = 4000) -> str:
     text = text or ""
     return text if len(text) <= limit else "…" + text[-limit:]
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """Serialise ``npm ci`` across pytest-xdist workers (POSIX only; no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    lock_path = Path(tempfile.gettempdir()) / "flask-better-auth-e2e-npm.lock"
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _dependencies_installed() -> bool:
-    return (E2E_DIR / "node_modules" / "better-auth" / "package.json").is_file()
-
-
-@pytest.fixture(scope="module")
-def node_env() -> NodeEnv:
-    node = shutil.which("node")
-    npm = shutil.which("npm")
-    if node is None or npm is None:
-        missing = " and ".join(
-            name for name, path in (("node", node), ("npm", npm)) if path is None
-        )
-        pytest.skip(f"e2e tests need Node.js 20+ with npm on PATH ({missing} not found)")
-
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
-    major = version.stdout.strip().lstrip("v").split(".")[0]
-    if not major.isdigit() or int(major) < 20:
-        pytest.fail(
-            "e2e tests need Node.js 20+, found"
-            f" {version.stdout.strip() or version.stderr.strip()!r} at {node}"
-        )
-
-    if not _dependencies_installed():
-        with _install_lock():
-            if not _dependencies_installed():
-                has_lock = (E2E_DIR / "package-lock.json").is_file()
-                command = [npm, "ci" if has_lock else "install", "--no-audit", "--no-fund"]
-                try:
-                    result = subprocess.run(
-                        command,
-                        cwd=E2E_DIR,
-                        capture_output=True,
-                        text=True,
-                        timeout=NPM_INSTALL_TIMEOUT,
-                    )
-                except subprocess.TimeoutExpired as exc:
-                    pytest.fail(
-                        f"`{' '.join(command)}` in {E2E_DIR} timed out after {exc.timeout}s"
-                    )
-                if result.returncode != 0 or not _dependencies_installed():
-                    pytest.fail(
-                        f"`{' '.join(command)}` in {E2E_DIR} failed (exit {result.returncode}).\n"
-                        f"stdout:\n{_tail(result.stdout)}\nstderr:\n{_tail(result.stderr)}"
-                    )
-    return NodeEnv(node=node, npm=npm)
 
 
 def _free_port() -> int:
