@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
 from nodejs import node_env  # noqa: F401  (a fixture, shared by the tests that run Node)
+from sqlalchemy import event
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
 from flask_better_auth.models import metadata
@@ -140,6 +142,23 @@ def sign_in(client: FlaskClient, email: str, password: str = PASSWORD, **extra: 
         json={"email": email, "password": password, **extra},
         headers=ORIGIN,
     )
+
+
+@contextmanager
+def queries(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements run while the block runs."""
+    with app.app_context():
+        engine = app.extensions["better_auth"].db.engine
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def set_cookies(response: Any) -> dict[str, dict[str, Any]]:

@@ -8,42 +8,22 @@ import hmac
 import json
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORIGIN, PASSWORD, SECRET, make_app, set_cookies, sign_in, sign_up
+from conftest import ORIGIN, PASSWORD, SECRET, make_app, queries, set_cookies, sign_in, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jws
 from joserfc.jwk import OctKey
 from nodejs import NodeEnv
-from sqlalchemy import event
 
 from flask_better_auth.cookie_cache import encode
 
 COOKIE = "better-auth.session-token"
 CACHE = "better-auth.session-data"
 CACHED = pytest.mark.settings(COOKIE_CACHE_ENABLED=True)
-
-
-@contextmanager
-def queries(app: Flask) -> Iterator[list[str]]:
-    """The SQL statements run while the block runs."""
-    with app.app_context():
-        engine = app.extensions["better_auth"].db.engine
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def b64url(data: bytes) -> str:

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import BASE, ORIGIN, PASSWORD, SECRET, make_app, set_cookies, sign_in, sign_up
+from conftest import (
+    BASE,
+    ORIGIN,
+    PASSWORD,
+    SECRET,
+    make_app,
+    queries,
+    set_cookies,
+    sign_in,
+    sign_up,
+)
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from flask_better_auth import (
     BetterAuth,
@@ -593,23 +602,6 @@ def test_secret_rotation(app: Flask, client: FlaskClient):
 
 
 # ---------------------------------------------------------------- query counts
-
-
-@contextmanager
-def queries(app: Flask) -> Iterator[list[str]]:
-    """The SQL statements run while the block runs."""
-    with app.app_context():
-        engine = app.extensions["better_auth"].db.engine
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_requests_without_credentials_make_no_query(app: Flask, client: FlaskClient):

@@ -13,17 +13,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from conftest import ORIGIN, PASSWORD, SECRET, make_app, set_cookies, sign_in, sign_up
+from conftest import ORIGIN, PASSWORD, SECRET, make_app, queries, set_cookies, sign_in, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 
 from flask_better_auth import ConfigError
 from flask_better_auth import store as auth_store
@@ -105,23 +104,6 @@ def make(database_url: str, redis_url: str, prefix: str) -> Iterator[Callable[..
 def app(request: pytest.FixtureRequest, make: Callable[..., Flask]) -> Flask:
     marker = request.node.get_closest_marker("settings")
     return make(**(dict(marker.kwargs) if marker else {}))
-
-
-@contextmanager
-def queries(app: Flask) -> Iterator[list[str]]:
-    """The SQL statements run while the block runs."""
-    with app.app_context():
-        engine = app.extensions["better_auth"].db.engine
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def session_rows(app: Flask) -> int:
