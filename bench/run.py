@@ -1,6 +1,6 @@
 """Benchmarks of flask-better-auth (gunicorn, 2 workers), optionally beside the real Better Auth.
 
-    python bench/run.py [--duration 10] [--peer] [--quick] [--db postgres|sqlite]
+    python bench/run.py [--duration 15] [--peer] [--quick] [--db postgres|sqlite]
 
 Starts ``bench/app.py`` under gunicorn (2 workers) on a free 127.0.0.1 port against a database
 it creates and drops itself, seeds users and sessions, drives each scenario with wrk (or the
@@ -631,7 +631,6 @@ class Bench:
     args: argparse.Namespace
     tool: str
     workdir: Path
-    rows: list[Row] = field(default_factory=list)
     results: dict[str, Result] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     busy: set[str] = field(default_factory=set)
@@ -643,14 +642,15 @@ class Bench:
         return max(1, round(self.args.duration / self.args.rounds))
 
     def pause_while_busy(self) -> None:
-        """With ``--wait-idle``: before each round, wait while other pytest runs are on (from
-        one budget of ``--wait-idle`` minutes for the whole run, the first wait included)."""
+        """With ``--wait-idle``: before each round, wait while other pytest/tox runs are on
+        (from one budget of ``--wait-idle`` minutes for the whole run, the first wait
+        included)."""
         if self.idle_deadline is None:
             return
         announced = False
         while other_jobs() and time.monotonic() < self.idle_deadline:
             if not announced:
-                log("pytest is running: pausing until it ends")
+                log("pytest/tox is running: pausing until it ends")
                 announced = True
             time.sleep(5)
 
@@ -675,9 +675,10 @@ class Bench:
         """Measure loads in alternating rounds (A B A B …), so slow drifts of the machine hit
         them alike; each key gets the median of its rounds.
 
-        Other pytest runs are watched during every round; with ``--wait-idle`` a round they
-        overlapped is measured again once they end (up to 3 times, within the budget), and a
-        round kept anyway marks the run "measured while other jobs were running".
+        The rest of the machine is watched during every round (:class:`JobWatch`); with
+        ``--wait-idle`` a disturbed round is measured again (up to 3 times, within the budget),
+        and a disturbed round kept anyway marks the run "measured while other jobs were
+        running".
         """
         for key, load in entries:
             if self.args.warmup > 0:
