@@ -85,18 +85,36 @@ def add_user_with_password(
     db = db_session()
     db.add(user)
     db.flush()
-    db.add(
-        Account(
-            id=generate_id(),
-            account_id=user.id,
-            provider_id=CREDENTIAL,
-            user_id=user.id,
-            password=password_hash,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    set_password(user.id, password_hash, new_user=True)
     return user
+
+
+def set_password(
+    user_id: str, password_hash: str, *, account: Account | None = None, new_user: bool = False
+) -> None:
+    """Store a new hash in the user's credential account, creating the account if needed.
+
+    :param account: the credential account when the caller has it already (else looked up).
+    :param new_user: the user was just added and has no account yet (no lookup).
+    """
+    if account is None and not new_user:
+        account = credential_account(user_id)
+    now = utcnow()
+    if account is None:
+        db_session().add(
+            Account(
+                id=generate_id(),
+                account_id=user_id,
+                provider_id=CREDENTIAL,
+                user_id=user_id,
+                password=password_hash,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        account.password = password_hash
+        account.updated_at = now
 
 
 def credential_account(user_id: str) -> Account | None:

@@ -7,12 +7,11 @@ from typing import Any
 from ..context import create_session, end_session
 from ..crypto import hash_password, verify_password
 from ..errors import AuthError
-from ..models import utcnow
 from ..schemas import Field
 from ..settings import AuthSettings
 from ..signals import session_revoked
 from ..state import app_object
-from ..store import commit, credential_account, db_session, delete_sessions
+from ..store import commit, credential_account, db_session, delete_sessions, set_password
 from .base import endpoint, require_session, settings
 
 
@@ -62,8 +61,7 @@ def change_password(body: dict[str, Any]) -> Any:
     account = credential_account(user.id)
     if account is None:  # deleted meanwhile
         raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
-    account.password = new_hash
-    account.updated_at = utcnow()
+    set_password(user.id, new_hash, account=account)
     token = None
     if body.get("revokeOtherSessions"):
         delete_sessions(user.id)

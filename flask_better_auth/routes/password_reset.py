@@ -9,20 +9,19 @@ from flask import redirect, request
 
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
-from ..models import Account, User, utcnow
+from ..models import User, utcnow
 from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import password_reset
 from ..state import app_object, state
 from ..store import (
-    CREDENTIAL,
     commit,
     consume_verification,
     create_verification,
-    credential_account,
     db_session,
     delete_sessions,
     find_verification,
+    set_password,
     user_by_email,
 )
 from .base import auth_url, endpoint, settings
@@ -104,23 +103,7 @@ def reset_password(body: dict[str, Any]) -> Any:
     user = db_session().get(User, user_id)
     if user is None:
         raise AuthError(400, "USER_NOT_FOUND")
-    now = utcnow()
-    account = credential_account(user.id)
-    if account is None:
-        db_session().add(
-            Account(
-                id=generate_id(),
-                account_id=user.id,
-                provider_id=CREDENTIAL,
-                user_id=user.id,
-                password=new_hash,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    else:
-        account.password = new_hash
-        account.updated_at = now
+    set_password(user.id, new_hash)
     if conf.email.revoke_sessions_on_password_reset:
         delete_sessions(user.id)
     commit()
