@@ -78,7 +78,7 @@ CustomRule = Rule | Literal[False] | Callable[[Request, Rule], Any]
 
 @dataclass(frozen=True)
 class PathRule:
-    """A rule for the paths ``matches`` accepts: Better Auth's special rules, and plugins' rules."""
+    """A rule for the paths ``matches`` accepts (Better Auth's special rules)."""
 
     matches: Callable[[str], bool]
     rule: Rule
@@ -295,7 +295,8 @@ def client_key_ip(conf: AuthSettings, req: Request) -> str | None:
         return NO_TRUSTED_IP
     forwarded = [name for name in conf.ip_address_headers if req.headers.get(name)]
     if not is_trusted_proxy(peer, conf.trusted_proxies):
-        if forwarded:
+        # Behind ProxyFix the peer is already the client it read from these headers.
+        if forwarded and "werkzeug.proxy_fix.orig" not in req.environ:
             _warn_once(
                 "untrusted-peer",
                 "Rate limiting ignores %s from %s, which is not in BETTER_AUTH_TRUSTED_PROXIES:"

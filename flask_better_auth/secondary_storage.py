@@ -12,6 +12,9 @@ Keys, each after ``BETTER_AUTH_SECONDARY_STORAGE_PREFIX``:
 A Redis failure raises :class:`StorageUnavailable` (a ``503 SERVICE_UNAVAILABLE``); the callers
 in :mod:`~flask_better_auth.store` decide whether the database answers instead. It is logged once
 per outage, and reads skip Redis for :data:`READ_PAUSE` seconds after a failure.
+
+The client (:func:`redis_client`) is the app's only one on this URL: the rate limiter counts
+through it when its Redis URL is the same.
 """
 
 from __future__ import annotations

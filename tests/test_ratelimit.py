@@ -543,6 +543,31 @@ def test_behind_a_trusted_proxy_the_chain_is_walked_from_the_right(
     assert not caplog.records
 
 
+def test_behind_proxyfix_the_rewritten_peer_is_the_key(
+    limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
+    client = limited()
+    app = client.application
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    # nginx on a Unix socket (no peer address) appends the address it saw, on the right.
+    codes = [
+        hit(client, "/sign-in/email", ip="", forwarded=f"192.0.2.{n}, 198.51.100.7").status_code
+        for n in range(5)
+    ]
+    assert codes == [400, 400, 400, 429, 429]
+    assert hit(client, "/sign-in/email", ip="", forwarded="198.51.100.8").status_code == 400
+    memory = limiter_of(app).storage
+    assert isinstance(memory, ratelimit.MemoryStorage)
+    assert sorted(memory._entries) == [
+        "198.51.100.7|/sign-in/email",
+        "198.51.100.8|/sign-in/email",
+    ]
+    assert not caplog.records  # the headers ProxyFix consumed are no cause for a warning
+
+
 def test_a_trusted_proxy_without_a_client_address_is_keyed_on_itself(
     limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
 ) -> None:
