@@ -90,11 +90,12 @@ class BetterAuth:
             backend=backend_for(settings.email),
         )
         db = self._database_for(app)
-        limiter = RateLimiter(settings, db) if settings.rate_limit.enabled else None
         secondary = None
         if settings.secondary_storage.enabled:
             revoked_ttl = max(int(settings.session.expires_in.total_seconds()), 86400)
             secondary = SecondaryStorage(settings.secondary_storage, revoked_ttl=revoked_ttl)
+        # On the secondary storage's URL, the limiter counts through its client: one pool.
+        limiter = RateLimiter(settings, db, secondary) if settings.rate_limit.enabled else None
         app.extensions["better_auth"] = AuthState(
             self,
             settings,

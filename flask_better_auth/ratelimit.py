@@ -1,19 +1,23 @@
 """Better Auth's rate limiter: rules per path, memory / database / Redis storage, the 429 answer.
 
 It runs before routing for every request under the base path (unknown paths count too), keyed on
-``"<client ip>|<path below the base path>"``. Storage failures fail open: the request goes
-through and the error is logged.
+``"<client ip>|<path below the base path>"`` (:func:`rate_limit_key`: a path that is long or not
+printable ASCII is replaced by its SHA-256, so no request can make a key a storage refuses). The
+client IP is the socket peer's, or a forwarded header's when the peer is a trusted proxy
+(:func:`client_key_ip`). It fails closed: when the storage fails, the request is refused with
+``503 SERVICE_UNAVAILABLE`` and the outage logged once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -24,18 +28,16 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import ConfigError, as_bool, as_duration, as_int
 from .crypto import generate_id
-from .ip import (
-    address_from_headers,
-    bucket_ip,
-    is_trusted_proxy,
-    parse_address,
-)
+from .errors import AuthError
+from .ip import address_from_headers, bucket_ip, is_trusted_proxy, parse_address
 from .models import RateLimit
 
 if TYPE_CHECKING:
+    import redis
     from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy import Connection
 
+    from .secondary_storage import SecondaryStorage
     from .settings import AuthSettings
 
 logger = logging.getLogger("flask_better_auth.ratelimit")
@@ -47,10 +49,14 @@ NO_TRUSTED_IP = "no-trusted-ip"
 STORAGES = ("memory", "database", "redis")
 #: How many keys the memory storage keeps at most (Better Auth's cap).
 MEMORY_MAX_ENTRIES = 100_000
-#: After a storage error, requests go through unchecked for this long before it is tried again.
-STORAGE_RETRY_SECONDS = 5.0
-#: Connect and read timeout of the Redis client, in seconds.
+#: Connect and read timeout of a Redis client of the limiter's own, in seconds (a client shared
+#: with the secondary storage has ``BETTER_AUTH_SECONDARY_STORAGE_TIMEOUT``).
 REDIS_TIMEOUT = 1.0
+#: The longest path kept as is in a key. Better Auth's own paths are far shorter; a longer one
+#: (or one with a character outside printable ASCII) is keyed on its SHA-256 instead.
+MAX_PLAIN_PATH = 200
+#: What stands for the path in the key of a hashed one: ``"<ip>|sha256:<64 hex digits>"``.
+HASHED_PATH_PREFIX = "sha256:"
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ CustomRule = Rule | Literal[False] | Callable[[Request, Rule], Any]
 
 @dataclass(frozen=True)
 class PathRule:
-    """A rule for the paths ``matches`` accepts: Better Auth's special rules, and plugins' rules."""
+    """A rule for the paths ``matches`` accepts (Better Auth's special rules)."""
 
     matches: Callable[[str], bool]
     rule: Rule
@@ -218,26 +224,17 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
-def rule_for(
-    path: str,
-    conf: RateLimitSettings,
-    extra_rules: Sequence[PathRule] = (),
-    req: Request | None = None,
-) -> Rule | None:
+def rule_for(path: str, conf: RateLimitSettings, req: Request | None = None) -> Rule | None:
     """The rule for a request to ``path`` (below the base path), or ``None`` for no limit.
 
     Better Auth's order: the default rule, then the first matching special rule, then the first
-    matching ``extra_rules`` (plugins), then the first matching custom rule (a pattern with
-    ``*`` is a glob, any other is compared exactly).
+    matching custom rule (a pattern with ``*`` is a glob, any other is compared exactly).
+    Plugins' rules (between the last two in Better Auth) come with the plugin system.
 
     :param req: the request, passed to callable custom rules.
     """
     rule = conf.rule
     for candidate in SPECIAL_RULES:
-        if candidate.matches(path):
-            rule = candidate.rule
-            break
-    for candidate in extra_rules:
         if candidate.matches(path):
             rule = candidate.rule
             break
@@ -277,37 +274,73 @@ def _warn_once(kind: str, message: str, *args: Any) -> None:
 def client_key_ip(conf: AuthSettings, req: Request) -> str | None:
     """The IP part of the request's rate-limit key; ``None`` when IP tracking is disabled.
 
-    The configured headers first (as :func:`~flask_better_auth.context.client_ip` reads them),
-    else the socket peer's address. IPv6 is masked to ``BETTER_AUTH_IPV6_SUBNET`` bits.
+    The socket peer's address (``request.remote_addr``), unless the peer is one of
+    ``BETTER_AUTH_TRUSTED_PROXIES``: only then are the ``BETTER_AUTH_IP_ADDRESS_HEADERS`` read,
+    the chain walked from the right past the trusted hops. A header the client wrote itself
+    therefore never picks its bucket. (The ``ipAddress`` stored with a session is read as
+    Better Auth reads it: :func:`~flask_better_auth.context.client_ip`.) IPv6 is masked to
+    ``BETTER_AUTH_IPV6_SUBNET`` bits.
     """
     if conf.disable_ip_tracking:
         return None
-    address = address_from_headers(req.headers, conf.ip_address_headers, conf.trusted_proxies)
-    if address is None:
-        peer = parse_address(req.remote_addr or "")
-        forwarded = [name for name in conf.ip_address_headers if req.headers.get(name)]
-        if peer is not None and (forwarded or is_trusted_proxy(peer, conf.trusted_proxies)):
-            _warn_once(
-                "peer",
-                "Rate limiting: %s could not be trusted for the client IP, so requests are"
-                " keyed on the peer address %s. Behind a proxy that is the proxy's address and"
-                " every client shares one bucket. List your proxies in"
-                " BETTER_AUTH_TRUSTED_PROXIES (IPs or CIDR ranges) or point"
-                " BETTER_AUTH_IP_ADDRESS_HEADERS at a header your proxy sets to one address.",
-                ", ".join(forwarded) or "no forwarded header",
-                peer,
-            )
-        address = peer
-    if address is None:
+    peer = parse_address(req.remote_addr or "")
+    if peer is None:
         _warn_once(
             "no-ip",
-            "Rate limiting could not determine a client IP: every client shares one bucket per"
-            " path. Make your proxy forward the client address and set"
-            ' BETTER_AUTH_IP_ADDRESS_HEADERS (e.g. ["x-real-ip"]) or'
-            " BETTER_AUTH_TRUSTED_PROXIES so it can be resolved.",
+            "Rate limiting could not determine a client IP (the server gives no peer address,"
+            " e.g. a Unix socket): every client shares one bucket per path. Behind a proxy on a"
+            " Unix socket, let werkzeug's ProxyFix set the client address from the proxy's"
+            " X-Forwarded-For.",
         )
         return NO_TRUSTED_IP
+    forwarded = [name for name in conf.ip_address_headers if req.headers.get(name)]
+    if not is_trusted_proxy(peer, conf.trusted_proxies):
+        # Behind ProxyFix the peer is already the client it read from these headers.
+        if forwarded and "werkzeug.proxy_fix.orig" not in req.environ:
+            _warn_once(
+                "untrusted-peer",
+                "Rate limiting ignores %s from %s, which is not in BETTER_AUTH_TRUSTED_PROXIES:"
+                " requests are keyed on the peer address. If the app runs behind a proxy, that"
+                " is the proxy's address and every client shares one bucket: list your proxies"
+                " in BETTER_AUTH_TRUSTED_PROXIES (IPs or CIDR ranges).",
+                ", ".join(forwarded),
+                peer,
+            )
+        return bucket_ip(peer, conf.ipv6_subnet)
+    address = address_from_headers(req.headers, conf.ip_address_headers, conf.trusted_proxies)
+    if address is None:
+        _warn_once(
+            "proxy-without-client",
+            "Rate limiting: the trusted proxy %s sent no usable client address in %s, so the"
+            " request is keyed on the proxy's address, shared by every client behind it. Make"
+            " the proxy set (or append to) that header, or point BETTER_AUTH_IP_ADDRESS_HEADERS"
+            " at the one it sets.",
+            peer,
+            ", ".join(conf.ip_address_headers) or "no header",
+        )
+        address = peer
     return bucket_ip(address, conf.ipv6_subnet)
+
+
+def _plain(path: str) -> bool:
+    # Printable ASCII without space: what Better Auth's own paths are made of, and safe in
+    # every storage (no NUL for PostgreSQL, nothing to encode, short enough for any index).
+    return len(path) <= MAX_PLAIN_PATH and all("!" <= char <= "~" for char in path)
+
+
+def rate_limit_key(ip: str, path: str) -> str:
+    """The storage key of requests from ``ip`` to ``path`` (below the base path).
+
+    Better Auth's ``"<ip>|<path>"`` when the path is at most :data:`MAX_PLAIN_PATH` printable
+    ASCII characters, so a JavaScript deployment sharing the storage counts the same requests
+    under the same key. Any other path (a NUL byte, unicode, 3,000 characters) is replaced by
+    ``sha256:`` and its hex digest: every key stays short and plain, and cannot collide with a
+    plain one (those paths start with ``/``). ``ip`` is already normalised (:func:`client_key_ip`).
+    """
+    if _plain(path):
+        return f"{ip}|{path}"
+    digest = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{ip}|{HASHED_PATH_PREFIX}{digest}"
 
 
 def too_many_requests(retry_after: int) -> Response:
@@ -317,6 +350,15 @@ def too_many_requests(retry_after: int) -> Response:
     response.headers["X-Retry-After"] = str(retry_after)
     response.headers["Access-Control-Expose-Headers"] = "X-Retry-After"
     return response
+
+
+def storage_unavailable() -> Response:
+    """The answer when the storage cannot count the request: ``503 SERVICE_UNAVAILABLE``.
+
+    Refused rather than let through: a limiter any outage switches off is one an attacker can
+    switch off (by overloading Redis, say) right before guessing passwords.
+    """
+    return AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}).to_response()
 
 
 def _retry_after(last_request: int, rule: Rule, now: int) -> int:
@@ -472,24 +514,16 @@ class RedisStorage:
 
     The window opens with the first request and closes ``window`` seconds later (Better Auth's
     ``secondaryStorage.increment``); a request is refused once the count passes ``max``.
+
+    :param client: the Redis client; shared with the secondary storage when both use one URL.
+    :param owned: whether :meth:`close` closes the client (not when another owner shares it).
     """
 
-    def __init__(self, url: str, prefix: str = "") -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+    def __init__(self, client: redis.Redis, prefix: str = "", *, owned: bool = True) -> None:
+        self.client = client
         self.prefix = prefix
-        try:
-            self.client = redis.Redis.from_url(
-                url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),  # fail fast: the limiter fails open
-            )
-        except ValueError as exc:
-            raise ConfigError(f"The rate limiter's Redis URL {url!r} is unusable: {exc}") from None
-        self._script = self.client.register_script(_REDIS_SCRIPT)
+        self._owned = owned
+        self._script = client.register_script(_REDIS_SCRIPT)
 
     def consume(self, key: str, rule: Rule, now: int) -> int | None:
         count, ttl = self._script(keys=[self.prefix + key], args=[rule.window_ms])
@@ -498,82 +532,110 @@ class RedisStorage:
         return max(1, math.ceil(int(ttl) / 1000))
 
     def close(self) -> None:
-        self.client.close()
+        if self._owned:
+            self.client.close()
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _describe(exc: Exception) -> str:
+    # The driver's own error, not SQLAlchemy's wrapper: that one quotes the statement and its
+    # parameters (the client's IP) into the log.
+    orig = getattr(exc, "orig", None)
+    shown = orig if isinstance(orig, Exception) else exc
+    return f"{type(shown).__name__}: {str(shown).strip()}"
+
+
 class RateLimiter:
     """One app's limiter: :meth:`check` runs before every request under the base path.
 
+    :param secondary: the app's secondary storage; with the ``"redis"`` storage on the same URL,
+        the limiter counts through its Redis client (one connection pool per app).
     :ivar clock: the current time in epoch milliseconds (replaceable in tests).
-    :ivar extra_rules: rules contributed by plugins, checked after Better Auth's special rules.
     """
 
-    def __init__(self, conf: AuthSettings, db: SQLAlchemy) -> None:
+    def __init__(
+        self, conf: AuthSettings, db: SQLAlchemy, secondary: SecondaryStorage | None = None
+    ) -> None:
         self.settings = conf
         self.clock: Callable[[], int] = _now_ms
-        self.extra_rules: list[PathRule] = []
         limits = conf.rate_limit
         self.storage: Storage
         if limits.storage == "redis":
             assert limits.redis_url is not None  # checked by rate_limit_settings
-            self.storage = RedisStorage(limits.redis_url, limits.redis_prefix)
+            if secondary is not None and secondary.settings.url == limits.redis_url:
+                self.storage = RedisStorage(secondary.client, limits.redis_prefix, owned=False)
+            else:
+                from .secondary_storage import redis_client
+
+                client = redis_client(
+                    limits.redis_url, timeout=REDIS_TIMEOUT, name="The rate limiter's Redis URL"
+                )
+                self.storage = RedisStorage(client, limits.redis_prefix)
         elif limits.storage == "database":
             windows = [limits.rule.window, *(r.rule.window for r in SPECIAL_RULES)]
             windows += [r.window for _, r in limits.custom_rules if isinstance(r, Rule)]
             self.storage = DatabaseStorage(db, max(windows))
         else:
             self.storage = MemoryStorage()
-        self._skip_until = 0.0
+        self._lock = threading.Lock()
         self._failing = False
 
     def check(self) -> Response | None:
-        """``before_request``: count the request; the 429 answer when it is over its limit."""
+        """``before_request``: count the request; the 429 answer when it is over its limit.
+
+        When the storage fails, the ``503`` of :func:`storage_unavailable`.
+        """
         if request.method == "OPTIONS":  # CORS preflights are answered, never counted
             return None
         path = sub_path(request.path, self.settings.base_path)
         if path is None:
             return None
-        rule = rule_for(path, self.settings.rate_limit, self.extra_rules, request)
+        rule = rule_for(path, self.settings.rate_limit, request)
         if rule is None:
             return None
         ip = client_key_ip(self.settings, request)
         if ip is None:
             return None
-        retry_after = self._consume(f"{ip}|{path}", rule)
+        try:
+            retry_after = self.storage.consume(rate_limit_key(ip, path), rule, self.clock())
+        except Exception as exc:  # any failure: refuse, never let the request through unchecked
+            self._failed(exc)
+            return storage_unavailable()
+        if self._failing:
+            self._recovered()
         return None if retry_after is None else too_many_requests(retry_after)
 
-    def _consume(self, key: str, rule: Rule) -> int | None:
-        if time.monotonic() < self._skip_until:
-            return None
-        try:
-            retry_after = self.storage.consume(key, rule, self.clock())
-        except Exception as exc:  # fail open: a storage outage must not lock everyone out
-            self._skip_until = time.monotonic() + STORAGE_RETRY_SECONDS
-            if not self._failing:
-                logger.error(
-                    "Rate limiting is off: the %s storage failed (%s: %s). Requests go through"
-                    " unchecked; it is tried again every %d seconds.",
-                    self.settings.rate_limit.storage,
-                    type(exc).__name__,
-                    exc,
-                    STORAGE_RETRY_SECONDS,
-                )
-            self._failing = True
-            return None
-        if self._failing:
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            first, self._failing = not self._failing, True
+        if not first:
+            return  # once per outage, not once per request
+        storage = self.settings.rate_limit.storage
+        hint = ""
+        if storage == "database":
+            hint = " If the rateLimit table is missing, run `flask better-auth migrate`."
+        logger.error(
+            "Rate limiting cannot count requests: the %s storage failed (%s). Requests to the"
+            " auth routes are refused with 503 until it answers again (logged once).%s",
+            storage,
+            _describe(exc),
+            hint,
+        )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was_failing, self._failing = self._failing, False
+        if was_failing:
             logger.warning(
-                "Rate limiting is back on: the %s storage answers again.",
+                "Rate limiting works again: the %s storage answers.",
                 self.settings.rate_limit.storage,
             )
-            self._failing = False
-        return retry_after
 
     def close(self) -> None:
-        """Release the storage (the Redis connection pool)."""
+        """Release the storage (the Redis connection pool, unless the secondary storage's)."""
         self.storage.close()
 
 
@@ -589,8 +651,10 @@ __all__ = [
     "RedisStorage",
     "Rule",
     "client_key_ip",
+    "rate_limit_key",
     "rate_limit_settings",
     "rule_for",
+    "storage_unavailable",
     "sub_path",
     "too_many_requests",
 ]

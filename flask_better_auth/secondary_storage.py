@@ -12,6 +12,9 @@ Keys, each after ``BETTER_AUTH_SECONDARY_STORAGE_PREFIX``:
 A Redis failure raises :class:`StorageUnavailable` (a ``503 SERVICE_UNAVAILABLE``); the callers
 in :mod:`~flask_better_auth.store` decide whether the database answers instead. It is logged once
 per outage, and reads skip Redis for :data:`READ_PAUSE` seconds after a failure.
+
+The client (:func:`redis_client`) is the app's only one on this URL: the rate limiter counts
+through it when its Redis URL is the same.
 """
 
 from __future__ import annotations
@@ -110,6 +113,31 @@ def secondary_storage_settings(get: Callable[[str], Any]) -> SecondaryStorageSet
     )
 
 
+def redis_client(url: str, *, timeout: float, name: str) -> redis.Redis:
+    """A Redis client (its own connection pool, opened lazily) as flask-better-auth uses one.
+
+    Strings in and out (``decode_responses``); every command gives up after ``timeout`` seconds
+    and is retried once on a fresh connection (a pooled one may predate a Redis restart).
+
+    :param name: what the URL is, for the error message.
+    :raises ConfigError: redis-py cannot use the URL.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            decode_responses=True,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{name} {url!r} is unusable: {exc}") from None
+
+
 class StorageUnavailable(AuthError):
     """Redis did not answer: ``503 SERVICE_UNAVAILABLE`` unless the database can answer."""
 
@@ -181,27 +209,17 @@ class SecondaryStorage:
 
     def __init__(self, settings: SecondaryStorageSettings, *, revoked_ttl: int) -> None:
         import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
         assert settings.url is not None
         self.settings = settings
         self.prefix = settings.prefix
         self.revoked_ttl = revoked_ttl
-        timeout = settings.timeout.total_seconds()
-        try:
-            self.client: redis.Redis = redis.Redis.from_url(
-                settings.url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # One retry on a fresh connection: a pooled one may predate a Redis restart.
-                retry=Retry(NoBackoff(), 1),
-                decode_responses=True,
-            )
-        except ValueError as exc:
-            raise ConfigError(
-                f"BETTER_AUTH_SECONDARY_STORAGE_URL {settings.url!r} is unusable: {exc}"
-            ) from None
+        #: The app's Redis client; the rate limiter counts through it too on the same URL.
+        self.client: redis.Redis = redis_client(
+            settings.url,
+            timeout=settings.timeout.total_seconds(),
+            name="BETTER_AUTH_SECONDARY_STORAGE_URL",
+        )
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self._lock = threading.Lock()
         self._down_since: float | None = None
@@ -548,6 +566,7 @@ __all__ = [
     "StorageUnavailable",
     "epoch_ms",
     "now_ms",
+    "redis_client",
     "secondary_storage_settings",
     "ttl_seconds",
 ]

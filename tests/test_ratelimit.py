@@ -7,9 +7,12 @@ OS processes against the local Redis, loopback only, with a timeout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -29,16 +32,18 @@ from flask_better_auth import ConfigError, ratelimit
 from flask_better_auth.ip import address_from_header, bucket_ip, parse_address, trusted_proxies
 from flask_better_auth.models import RateLimit, rate_limit_metadata
 from flask_better_auth.ratelimit import (
+    MAX_PLAIN_PATH,
     NO_TRUSTED_IP,
-    PathRule,
     RateLimiter,
     Rule,
+    rate_limit_key,
     rule_for,
     sub_path,
 )
 
 AUTH = "/api/auth"
 MESSAGE = b'{"message":"Too many requests. Please try again later."}'
+UNAVAILABLE = {"message": "Service temporarily unavailable", "code": "SERVICE_UNAVAILABLE"}
 CLIENT = "203.0.113.10"
 REDIS_URL = os.environ.get("FBA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +72,21 @@ def limiter_of(app: Flask) -> RateLimiter:
 def hit(
     client: FlaskClient,
     path: str,
-    ip: str | None = CLIENT,
+    ip: str = CLIENT,
     method: str = "POST",
+    forwarded: str | None = None,
     **headers: str,
 ) -> Any:
-    """One request below the base path from ``ip`` (via X-Forwarded-For)."""
+    """One request below the base path from the socket peer ``ip``.
+
+    :param forwarded: an ``X-Forwarded-For`` header to send.
+    """
     sent = {**ORIGIN, **headers}
-    if ip is not None:
-        sent["X-Forwarded-For"] = ip
-    return client.open(f"{AUTH}{path}", method=method, headers=sent, json={})
+    if forwarded is not None:
+        sent["X-Forwarded-For"] = forwarded
+    return client.open(
+        f"{AUTH}{path}", method=method, headers=sent, json={}, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def statuses(client: FlaskClient, path: str, n: int, **kwargs: Any) -> list[int]:
@@ -99,6 +110,8 @@ def build(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
         state = app.extensions["better_auth"]
         if state.rate_limiter is not None:
             state.rate_limiter.close()
+        if state.secondary is not None:
+            state.secondary.close()
         with app.app_context():
             state.db.session.remove()
             state.db.engine.dispose()
@@ -238,13 +251,9 @@ def test_custom_rules_exact_wildcard_false_and_callable(
     assert hit(client, "/update-user").status_code == 429
 
 
-def test_rule_for_is_the_seam_for_plugin_rules() -> None:
+def test_rule_for() -> None:
     conf = make_app("sqlite://", create_tables=False).extensions["better_auth"].settings.rate_limit
-    two_factor = PathRule(lambda path: path.startswith("/two-factor/"), Rule(10, 3))
     assert rule_for("/two-factor/verify", conf) == Rule(10, 100)
-    assert rule_for("/two-factor/verify", conf, [two_factor]) == Rule(10, 3)
-    # A plugin rule overrides a special rule, as in Better Auth.
-    assert rule_for("/sign-in/x", conf, [PathRule(lambda p: True, Rule(1, 1))]) == Rule(1, 1)
     assert rule_for("/sign-in/email", conf) == Rule(10, 3)
     assert rule_for("/forget-password/x", conf) == Rule(60, 3)
     assert rule_for("/request-password-reset/x", conf) == Rule(10, 100)  # exact match only
@@ -261,8 +270,7 @@ def test_sub_path() -> None:
 
 def test_only_the_auth_routes_are_limited(limited: Callable[..., FlaskClient]) -> None:
     client = limited(RATE_LIMIT_MAX=2)
-    headers = {"X-Forwarded-For": CLIENT}
-    assert {client.get("/api/open", headers=headers).status_code for _ in range(10)} == {200}
+    assert {client.get("/api/open").status_code for _ in range(10)} == {200}
 
 
 def test_cors_preflights_are_not_counted_and_429_carries_cors_headers(
@@ -274,7 +282,6 @@ def test_cors_preflights_are_not_counted_and_429_carries_cors_headers(
         "Origin": spa,
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type",
-        "X-Forwarded-For": CLIENT,
     }
     for _ in range(10):
         r = client.options(f"{AUTH}/sign-in/email", headers=preflight)
@@ -380,27 +387,51 @@ def test_settings_from_the_environment_shape(tmp_path: Path) -> None:
     limiter_of(app).close()
 
 
-def test_redis_by_default_with_secondary_storage(
-    tmp_path: Path, redis_target: tuple[str, str]
+def test_redis_by_default_with_secondary_storage_through_one_client(
+    build: Callable[..., Flask], redis_target: tuple[str, str]
 ) -> None:
     url, prefix = redis_target
-    app = make_app(
-        f"sqlite:///{tmp_path / 'x.sqlite'}",
-        create_tables=False,
-        RATE_LIMIT_ENABLED=True,
+    app = build(SECONDARY_STORAGE_URL=url, SECONDARY_STORAGE_PREFIX=prefix)
+    state = app.extensions["better_auth"]
+    conf = state.settings.rate_limit
+    assert (conf.storage, conf.redis_url, conf.redis_prefix) == ("redis", url, prefix)
+    storage = limiter_of(app).storage
+    assert isinstance(storage, ratelimit.RedisStorage)
+    # One client, so one connection pool, for the sessions and the counters.
+    assert storage.client is state.secondary.client
+    assert storage.client.connection_pool is state.secondary.client.connection_pool
+    client = app.test_client()
+    account = sign_up(client)  # a session written through the shared client...
+    assert state.secondary.get_session(account.token) is not None
+    assert statuses(client, "/sign-in/email", 3) == [400, 400, 400]  # ... and counters too
+    assert hit(client, "/sign-in/email").status_code == 429
+    assert state.secondary.client.get(f"{prefix}{CLIENT}|/sign-in/email") == "4"
+    limiter_of(app).close()  # the limiter does not close a client it does not own
+    assert state.secondary.ping()
+
+
+def test_a_rate_limit_redis_url_of_its_own_gets_a_client_of_its_own(
+    build: Callable[..., Flask], redis_target: tuple[str, str]
+) -> None:
+    url, prefix = redis_target
+    other = url.rsplit("/", 1)[0] + "/1"
+    app = build(
         SECONDARY_STORAGE_URL=url,
         SECONDARY_STORAGE_PREFIX=prefix,
+        RATE_LIMIT_REDIS_URL=other,
+        RATE_LIMIT_REDIS_PREFIX=prefix,
     )
-    state = app.extensions["better_auth"]
+    storage = limiter_of(app).storage
+    assert isinstance(storage, ratelimit.RedisStorage)
+    secondary = app.extensions["better_auth"].secondary
+    assert storage.client is not secondary.client
+    assert storage.client.connection_pool is not secondary.client.connection_pool
     try:
-        conf = state.settings.rate_limit
-        assert (conf.storage, conf.redis_url, conf.redis_prefix) == ("redis", url, prefix)
+        assert statuses(app.test_client(), "/sign-in/email", 4) == [400, 400, 400, 429]
+        assert storage.client.get(f"{prefix}{CLIENT}|/sign-in/email") == "4"
+        assert secondary.client.get(f"{prefix}{CLIENT}|/sign-in/email") is None
     finally:
-        state.rate_limiter.close()
-        if getattr(state, "secondary", None) is not None:
-            state.secondary.close()
-        with app.app_context():
-            state.db.engine.dispose()
+        storage.client.delete(f"{prefix}{CLIENT}|/sign-in/email")
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,21 +447,36 @@ def test_each_client_ip_has_its_own_bucket(limited: Callable[..., FlaskClient]) 
     assert hit(client, "/sign-up/email", ip="198.51.100.1").status_code != 429
 
 
-def test_a_forwarded_chain_without_trusted_proxies_falls_back_to_the_peer_with_a_warning(
-    limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("settings", "header"),
+    [
+        ({}, "X-Forwarded-For"),
+        ({"IP_ADDRESS_HEADERS": ["x-real-ip", "x-forwarded-for"]}, "X-Real-IP"),
+        ({"TRUSTED_PROXIES": ["10.0.0.0/8"]}, "X-Forwarded-For"),  # the peer is no proxy
+    ],
+)
+def test_a_client_rotating_forwarded_headers_gets_no_new_bucket(
+    limited: Callable[..., FlaskClient],
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, Any],
+    header: str,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
-    client = limited()
-    # Spoofed leftmost entries cannot buy a fresh bucket: the chain is not trusted, so the
-    # socket peer (the proxy here) is the key, and everyone behind it shares it.
-    for n in range(3):
-        assert hit(client, "/sign-in/email", ip=f"192.0.2.{n}, 10.0.0.1").status_code != 429
-    assert hit(client, "/sign-in/email", ip="192.0.2.99, 10.0.0.1").status_code == 429
-    assert hit(client, "/sign-in/email", ip=None).status_code == 429  # same peer, 127.0.0.1
-    warnings = [r for r in caplog.records if "BETTER_AUTH_TRUSTED_PROXIES" in r.getMessage()]
+    client = limited(**settings)
+    # A client talking to the app directly writes any header it likes: a fresh, valid, single
+    # address each time. Only the socket peer counts, so the fourth sign-in is refused.
+    codes = [
+        hit(client, "/sign-in/email", **{header: f"198.51.100.{n}"}).status_code
+        for n in range(1, 7)
+    ]
+    assert codes[:3] == [400, 400, 400]
+    assert codes[3:] == [429, 429, 429]
+    assert hit(client, "/sign-in/email", forwarded="192.0.2.1, 10.0.0.1").status_code == 429
+    assert hit(client, "/sign-in/email").status_code == 429  # no header at all: the same bucket
+    warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1  # once per process
-    assert "x-forwarded-for" in warnings[0].getMessage()
-    assert "every client shares one bucket" in warnings[0].getMessage()
+    assert f"ignores {header.lower()}" in warnings[0]
+    assert f"from {CLIENT}, which is not in BETTER_AUTH_TRUSTED_PROXIES" in warnings[0]
 
 
 def test_without_forwarded_headers_the_peer_address_is_the_key(
@@ -454,34 +500,89 @@ def test_no_ip_at_all_shares_one_bucket_and_says_so(
     client = limited()
     nobody = {"REMOTE_ADDR": ""}
     codes = [
-        client.post(f"{AUTH}/sign-in/email", json={}, environ_base=nobody).status_code
-        for _ in range(4)
+        client.post(
+            f"{AUTH}/sign-in/email",
+            json={},
+            environ_base=nobody,
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},  # not read: no trusted peer
+        ).status_code
+        for n in range(4)
     ]
     assert codes[3] == 429
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "could not determine a client IP" in warning.getMessage()
-    assert "BETTER_AUTH_IP_ADDRESS_HEADERS" in warning.getMessage()
-    assert "BETTER_AUTH_TRUSTED_PROXIES" in warning.getMessage()
+    assert "ProxyFix" in warning.getMessage()
     memory = limiter_of(client.application).storage
     assert isinstance(memory, ratelimit.MemoryStorage)
     assert f"{NO_TRUSTED_IP}|/sign-in/email" in memory._entries
 
 
-def test_trusted_proxies_walk_the_chain_from_the_right(
+def test_behind_a_trusted_proxy_the_chain_is_walked_from_the_right(
     limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
     client = limited(TRUSTED_PROXIES=["10.0.0.0/8", "2001:db8:ffff::/48"])
+    proxy = "10.0.0.1"
     chains = [
-        "198.51.100.7, 10.1.2.3, 10.0.0.1",
+        "198.51.100.7, 10.1.2.3",
         "1.1.1.1, 198.51.100.7, 10.9.9.9",  # a spoofed entry left of the real client
         "198.51.100.7, 2001:db8:ffff::1",
     ]
     for chain in chains:
-        assert hit(client, "/sign-in/email", ip=chain).status_code != 429
-    assert hit(client, "/sign-in/email", ip="5.5.5.5, 198.51.100.7").status_code == 429
-    assert hit(client, "/sign-in/email", ip="198.51.100.8, 10.0.0.1").status_code != 429
+        assert hit(client, "/sign-in/email", ip=proxy, forwarded=chain).status_code != 429
+    refused = hit(client, "/sign-in/email", ip=proxy, forwarded="5.5.5.5, 198.51.100.7")
+    assert refused.status_code == 429
+    assert hit(client, "/sign-in/email", ip=proxy, forwarded="198.51.100.8").status_code != 429
+    assert (
+        hit(client, "/sign-in/email", ip="2001:db8:ffff::9", forwarded="198.51.100.9").status_code
+        != 429
+    )
+    # The proxy's own bucket is untouched by its clients' requests.
+    assert hit(client, "/sign-in/email", ip="198.51.100.7").status_code == 429
+    assert hit(client, "/sign-in/email", ip=proxy, forwarded="1.2.3.4, 10.0.0.2").status_code != 429
     assert not caplog.records
+
+
+def test_behind_proxyfix_the_rewritten_peer_is_the_key(
+    limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
+    client = limited()
+    app = client.application
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    # nginx on a Unix socket (no peer address) appends the address it saw, on the right.
+    codes = [
+        hit(client, "/sign-in/email", ip="", forwarded=f"192.0.2.{n}, 198.51.100.7").status_code
+        for n in range(5)
+    ]
+    assert codes == [400, 400, 400, 429, 429]
+    assert hit(client, "/sign-in/email", ip="", forwarded="198.51.100.8").status_code == 400
+    memory = limiter_of(app).storage
+    assert isinstance(memory, ratelimit.MemoryStorage)
+    assert sorted(memory._entries) == [
+        "198.51.100.7|/sign-in/email",
+        "198.51.100.8|/sign-in/email",
+    ]
+    assert not caplog.records  # the headers ProxyFix consumed are no cause for a warning
+
+
+def test_a_trusted_proxy_without_a_client_address_is_keyed_on_itself(
+    limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
+    client = limited(TRUSTED_PROXIES=["10.0.0.1"])
+    codes = [
+        hit(client, "/sign-in/email", ip="10.0.0.1", forwarded=forwarded).status_code
+        for forwarded in (None, "10.0.0.1", "junk", "")
+    ]
+    assert codes == [400, 400, 400, 429]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "the trusted proxy 10.0.0.1 sent no usable client address in x-forwarded-for" in warning
+    memory = limiter_of(client.application).storage
+    assert isinstance(memory, ratelimit.MemoryStorage)
+    assert list(memory._entries) == ["10.0.0.1|/sign-in/email"]
 
 
 def test_address_from_header() -> None:
@@ -550,6 +651,78 @@ def test_session_ip_address_uses_trusted_proxies_but_never_the_peer(
             f"{AUTH}/get-session", headers={"Authorization": f"Bearer {token}"}
         ).get_json()["session"]
         assert session["ipAddress"] == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Keys: bounded and safe in every storage
+
+#: Paths a client may send that no storage should have to hold as they are.
+ODD_PATHS = {
+    "nul": "/a%00b",
+    "long": "/" + "x" * 3000,
+    # 3,000 characters PostgreSQL cannot compress under its index-row limit.
+    "long-random": "/" + "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(47)),
+    "unicode": "/%C3%A9t%C3%A9/%F0%9F%94%91/%E2%80%AE",
+    "invalid-utf8": "/%FF%FE%C0%AF",
+    "controls": "/a%09b%0Ac%0Dd%7F",
+    "space": "/a%20b",
+}
+KEY = re.compile(r"[!-~]{1,250}")
+
+
+def test_rate_limit_key() -> None:
+    assert rate_limit_key(CLIENT, "/sign-in/email") == f"{CLIENT}|/sign-in/email"
+    plain = "/" + "a" * (MAX_PLAIN_PATH - 1)
+    assert rate_limit_key(CLIENT, plain) == f"{CLIENT}|{plain}"
+    longer = rate_limit_key(CLIENT, plain + "a")
+    digest = hashlib.sha256((plain + "a").encode()).hexdigest()
+    assert longer == f"{CLIENT}|sha256:{digest}"
+    for path in ("/a\x00b", "/é", "/a b", "/\udcff", "/a\tb", "/\x7f"):
+        key = rate_limit_key(CLIENT, path)
+        assert key.startswith(f"{CLIENT}|sha256:")
+        assert len(key) == len(CLIENT) + 1 + 7 + 64
+    assert rate_limit_key(CLIENT, "/é") != rate_limit_key(CLIENT, "/e")
+    assert rate_limit_key(CLIENT, "/é") != rate_limit_key("192.0.2.1", "/é")
+    v6 = "2001:0db8:0000:0000:0000:0000:0000:0000"
+    assert KEY.fullmatch(rate_limit_key(v6, "/" + "\U0001f511" * 5000))
+
+
+def assert_odd_paths_are_limited(client: FlaskClient) -> None:
+    """Each odd path gets its own bucket of 2 (``RATE_LIMIT_MAX=2``), then 429 — never 503."""
+    for name, path in ODD_PATHS.items():
+        codes = [hit(client, path, method="GET").status_code for _ in range(3)]
+        assert codes == [404, 404, 429], name
+
+
+def test_odd_paths_in_memory(limited: Callable[..., FlaskClient]) -> None:
+    client = limited(RATE_LIMIT_MAX=2)
+    assert_odd_paths_are_limited(client)
+    memory = limiter_of(client.application).storage
+    assert isinstance(memory, ratelimit.MemoryStorage)
+    assert len(memory._entries) == len(ODD_PATHS)
+    assert all(KEY.fullmatch(key) for key in memory._entries)
+
+
+def test_odd_paths_in_the_database(build: Callable[..., Flask], database_url: str) -> None:
+    app = build(database_url, RATE_LIMIT_STORAGE="database", RATE_LIMIT_MAX=2)
+    with app.app_context():
+        rate_limit_metadata.drop_all(app.extensions["better_auth"].db.engine)
+        app.extensions["better_auth"].extension.create_all()
+    assert_odd_paths_are_limited(app.test_client())
+    stored = rows(app)
+    assert len(stored) == len(ODD_PATHS)
+    assert all(KEY.fullmatch(key) and count == 2 for key, count, _ in stored)
+
+
+def test_odd_paths_in_redis(redis_app: Callable[..., Flask], redis_target: tuple[str, str]) -> None:
+    app = redis_app(RATE_LIMIT_MAX=2)
+    assert_odd_paths_are_limited(app.test_client())
+    storage = limiter_of(app).storage
+    assert isinstance(storage, ratelimit.RedisStorage)
+    prefix = redis_target[1]
+    keys = [key[len(prefix) :] for key in storage.client.scan_iter(match=f"{prefix}*")]
+    assert len(keys) == len(ODD_PATHS)
+    assert all(KEY.fullmatch(key) for key in keys)
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,16 +817,38 @@ def test_database_storage_is_exact_under_concurrency(
     assert results.count(429) == threads * per_thread - 25
 
 
-def test_database_failure_fails_open_and_logs(
-    build: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+def assert_unavailable(response: Any) -> None:
+    assert response.status_code == 503
+    assert response.get_json() == UNAVAILABLE
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_a_dropped_rate_limit_table_refuses_requests_until_it_is_back(
+    db_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
-    app = build(RATE_LIMIT_STORAGE="database")  # no rateLimit table created
-    client = app.test_client()
-    assert 429 not in statuses(client, "/sign-in/email", 5)
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1
-    assert "Rate limiting is off: the database storage failed" in errors[0].getMessage()
+    client = db_app.test_client()
+    assert hit(client, "/sign-in/email").status_code == 400
+    with db_app.app_context():
+        rate_limit_metadata.drop_all(db_app.extensions["better_auth"].db.engine)
+    for _ in range(5):  # never "let everything through for a while"
+        assert_unavailable(hit(client, "/sign-in/email"))
+    assert_unavailable(hit(client, "/ok", method="GET"))
+    assert client.get("/api/open").status_code == 200  # only the auth routes depend on it
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1  # once per outage
+    assert "the database storage failed" in errors[0]
+    assert "refused with 503" in errors[0]
+    assert "rateLimit" in errors[0]
+    assert "flask better-auth migrate" in errors[0]
+    assert "[SQL:" not in errors[0]  # the statement (and the client's IP) stay out of the log
+    with db_app.app_context():
+        rate_limit_metadata.create_all(db_app.extensions["better_auth"].db.engine)
+    assert statuses(client, "/sign-in/email", 4) == [400, 400, 400, 429]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Rate limiting works again" in m for m in messages) == 1
+    assert len(messages) == 2
 
 
 def test_create_all_makes_the_rate_limit_table_only_for_database_storage(
@@ -747,43 +942,29 @@ def test_redis_window_expires(
     assert statuses(client, "/ok", 3, method="GET") == [200, 200, 429]
 
 
-def test_redis_down_fails_open_and_logs_once(
+def test_redis_down_refuses_requests_and_logs_once(
     build: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
-    app = build(RATE_LIMIT_STORAGE="redis", RATE_LIMIT_REDIS_URL="redis://127.0.0.1:1/0")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build(RATE_LIMIT_STORAGE="redis", RATE_LIMIT_REDIS_URL=f"redis://127.0.0.1:{port}/0")
     client = app.test_client()
-    assert 429 not in statuses(client, "/sign-in/email", 10)
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    for _ in range(10):
+        assert_unavailable(hit(client, "/sign-in/email"))
+    assert_unavailable(hit(client, "/get-session", method="GET"))
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert "Rate limiting is off: the redis storage failed" in errors[0].getMessage()
-    assert "ConnectionError" in errors[0].getMessage()
+    assert "the redis storage failed (ConnectionError:" in errors[0]
 
 
-def test_redis_back_after_an_outage(
-    redis_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="flask_better_auth.ratelimit")
-    app = redis_app()
-    limiter = limiter_of(app)
-    real = limiter.storage
-
-    class Broken:
-        def consume(self, key: str, rule: Rule, now: int) -> int | None:
-            raise OSError("connection reset")
-
-        def close(self) -> None:
-            pass
-
-    limiter.storage = Broken()
-    client = app.test_client()
-    assert 429 not in statuses(client, "/sign-in/email", 5)
-    limiter.storage = real
-    limiter._skip_until = 0.0  # the retry delay has passed
-    assert statuses(client, "/sign-in/email", 4) == [400, 400, 400, 429]
-    messages = [r.getMessage() for r in caplog.records]
-    assert sum("Rate limiting is off" in m for m in messages) == 1
-    assert sum("Rate limiting is back on" in m for m in messages) == 1
+def test_the_503_carries_cors_headers(build: Callable[..., Flask]) -> None:
+    spa = "https://spa.example"
+    app = build(RATE_LIMIT_STORAGE="database", CORS_ORIGINS=[spa])  # no rateLimit table
+    r = hit(app.test_client(), "/sign-in/email", Origin=spa)
+    assert_unavailable(r)
+    assert r.headers["Access-Control-Allow-Origin"] == spa
 
 
 _WORKER = textwrap.dedent(
@@ -798,6 +979,7 @@ _WORKER = textwrap.dedent(
     app.config.update(
         SQLALCHEMY_DATABASE_URI="sqlite://",
         BETTER_AUTH_SECRET="multi-process-secret-0123456789-abcdefghij",
+        BETTER_AUTH_BASE_URL="http://localhost",
         BETTER_AUTH_RATE_LIMIT_ENABLED=True,
         BETTER_AUTH_RATE_LIMIT_STORAGE="redis",
         BETTER_AUTH_RATE_LIMIT_REDIS_URL=url,
@@ -815,7 +997,7 @@ _WORKER = textwrap.dedent(
         time.sleep(0.002)
     signal.close()
     codes = [
-        client.get("/api/auth/ok", headers={"X-Forwarded-For": "198.51.100.77"}).status_code
+        client.get("/api/auth/ok", environ_base={"REMOTE_ADDR": "198.51.100.77"}).status_code
         for _ in range(int(requests))
     ]
     app.extensions["better_auth"].rate_limiter.close()
@@ -836,6 +1018,13 @@ def test_redis_is_exact_across_4_processes(redis_target: tuple[str, str], tmp_pa
         subprocess.Popen(
             [sys.executable, str(script), url, prefix, go, str(per_process), str(most)],
             cwd=REPO_ROOT,
+            # This checkout's package, installed or not.
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
