@@ -3,7 +3,9 @@
 The example app runs as a user starts it: a bare ``flask --app examples/quickstart/app.py run``
 on a free loopback port, an empty SQLite file (the app creates its tables at start), settings
 from ``FLASK_*`` variables, emails to a JSON Lines outbox the tests read the links from. Plain
-http: ``FLASK_BETTER_AUTH_COOKIE_SECURE=false``; cookies stay ``SameSite=Lax``.
+http: ``FLASK_BETTER_AUTH_COOKIE_SECURE=false``; cookies stay ``SameSite=Lax``. ``TESTING`` is on
+only for a cheaper scrypt cost (real hashing on a busy 2-core machine is most of the time) and
+the rate limiter is off (a visitor signs in more than 3 times in 10 s).
 
 Every test runs twice:
 
@@ -148,6 +150,9 @@ def _example_app(workdir: Path, port: int, extra_env: dict[str, str]) -> Iterato
             "FLASK_BETTER_AUTH_EMAIL_OUTBOX": str(workdir / "outbox.jsonl"),
             # Production mode limits sign-ins to 3 per 10 s; these visitors sign in more.
             "FLASK_BETTER_AUTH_RATE_LIMIT_ENABLED": "false",
+            # TESTING only to allow a cheaper scrypt (the routes answer the same either way).
+            "FLASK_TESTING": "true",
+            "FLASK_BETTER_AUTH_SCRYPT_N": "1024",
             "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
@@ -251,24 +256,46 @@ def site(
         yield Site(request.param, page_origin, api_origin, workdir / "outbox.jsonl", log)
 
 
-@pytest.fixture
-def visitor(browser: Any) -> Iterator[Callable[[], Any]]:
-    """Opens a page in a new browser context: a visitor with a cookie jar of their own."""
-    contexts: list[Any] = []
-    script_errors: list[str] = []  # uncaught JavaScript errors of any page
+@dataclass
+class Tabs:
+    """Browser tabs, each in a context (cookie jar) of its own, kept for the whole module.
 
-    def open_page() -> Any:
+    A context and its first page cost more than a test's clicks; clearing the cookies makes
+    a tab a new visitor again.
+    """
+
+    pages: list[Any]
+    script_errors: list[str]  # uncaught JavaScript errors of any tab
+
+
+@pytest.fixture(scope="module")
+def tabs(browser: Any) -> Iterator[Tabs]:
+    tabs = Tabs(pages=[], script_errors=[])
+    for _ in range(2):
         context = browser.new_context()
         context.set_default_timeout(10_000)
-        contexts.append(context)
         page = context.new_page()
-        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        page.on("pageerror", lambda error: tabs.script_errors.append(str(error)))
+        tabs.pages.append(page)
+    yield tabs
+    for page in tabs.pages:
+        page.context.close()
+
+
+@pytest.fixture
+def visitor(tabs: Tabs) -> Iterator[Callable[[], Any]]:
+    """Hands out a tab with an empty cookie jar: a visitor of their own (two per test)."""
+    free = list(tabs.pages)
+    tabs.script_errors.clear()
+
+    def open_page() -> Any:
+        page = free.pop(0)
+        page.goto("about:blank")
+        page.context.clear_cookies()
         return page
 
     yield open_page
-    for context in contexts:
-        context.close()
-    assert script_errors == []
+    assert tabs.script_errors == []
 
 
 def _expect() -> Any:
