@@ -39,6 +39,7 @@ setup(
             "redis>=5",
             "gunicorn>=21",  # test_faults.py: a real multi-process server
             "hypothesis>=6.100",  # test_fuzz.py: property-based fuzzing of every route
+            "playwright>=1.40",  # test_browser_example.py: the example page in Chromium
         ],
         "bench": ["gunicorn>=21", "psycopg[binary]>=3.1", "redis>=5"],
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_IN": False,
     "BETTER_AUTH_AUTO_SIGN_IN_AFTER_VERIFICATION": False,
     "BETTER_AUTH_RESET_PASSWORD_TOKEN_EXPIRES_IN": timedelta(hours=1),
+    "BETTER_AUTH_RESET_PASSWORD_PAGE": None,
     "BETTER_AUTH_REVOKE_SESSIONS_ON_PASSWORD_RESET": False,
     "BETTER_AUTH_CHANGE_EMAIL_ENABLED": False,
     "BETTER_AUTH_UPDATE_EMAIL_WITHOUT_VERIFICATION": False,
@@ -99,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "BETTER_AUTH_DELETE_TOKEN_EXPIRES_IN": timedelta(days=1),
 }
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 
 
@@ -167,6 +170,8 @@ class AuthSettings:
     rate_limit: RateLimitSettings
     max_body_size: int
     login_view: str | None
+    #: Where a reset link requested without ``redirectTo`` lands (``None``: Better Auth's error).
+    reset_password_page: str | None
     email: EmailSettings
     cookie_cache: CookieCacheSettings
     secondary_storage: SecondaryStorageSettings
@@ -322,6 +327,12 @@ class AuthSettings:
                 "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while"
                 " BETTER_AUTH_CORS_ALLOW_CREDENTIALS is on: list the origins."
             )
+        base_origin = (
+            f"{urlsplit(base_url).scheme}://{urlsplit(base_url).netloc}" if base_url else None
+        )
+        reset_page = _reset_password_page(
+            get("RESET_PASSWORD_PAGE"), (base_origin, *trusted, *cors_origins)
+        )
         max_body = as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
         if max_body < 1024:
             raise ConfigError("BETTER_AUTH_MAX_BODY_SIZE must be at least 1024 bytes.")
@@ -354,10 +365,38 @@ class AuthSettings:
             rate_limit=rate_limit_settings(get, config, testing=testing, debug=debug),
             max_body_size=max_body,
             login_view=get("LOGIN_VIEW") or None,
+            reset_password_page=reset_page,
             email=email_settings(get, config, debug=debug, instance_path=instance_path),
             cookie_cache=cookie_cache_settings(get),
             secondary_storage=secondary_storage_settings(get),
         )
+
+
+def _reset_password_page(value: Any, trusted: tuple[str | None, ...]) -> str | None:
+    """A path on the base URL's origin, or an absolute URL whose origin is listed exactly.
+
+    Checked here, once, rather than on each click: a page the origin rules would refuse must
+    fail at start-up, not in the user's inbox. Wildcard entries do not count (name the origin).
+    """
+    if value is None or value == "":
+        return None
+    key = "BETTER_AUTH_RESET_PASSWORD_PAGE"
+    if not isinstance(value, str) or _CONTROL.search(value) or "\\" in value:
+        raise ConfigError(f"{key} must be a path like '/reset-password' or a URL, not {value!r}.")
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{key} must be a path like '/reset-password' or an http(s) URL, not {value!r}."
+        )
+    origin = f"{parts.scheme}://{parts.netloc.lower()}"
+    if origin not in {entry.lower() for entry in trusted if entry}:
+        raise ConfigError(
+            f"{key} is on {origin}, which is not trusted: add it to"
+            " BETTER_AUTH_TRUSTED_ORIGINS (or use a path on BETTER_AUTH_BASE_URL)."
+        )
+    return value
 
 
 __all__ = [

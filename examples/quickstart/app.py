@@ -1,10 +1,14 @@
-"""flask-better-auth quickstart: Better Auth's API on Flask, SQLite by default.
+"""flask-better-auth quickstart: Better Auth's API on Flask, and a page that uses it.
 
-Run it (from the repository root): create or update the tables, then serve.
+Run it from the repository root; the tables are created (or upgraded) when the app starts:
 
-    export FLASK_BETTER_AUTH_SECRET=<32+ random chars> FLASK_BETTER_AUTH_COOKIE_SECURE=false
-    flask --app examples/quickstart/app.py better-auth migrate
+    export FLASK_BETTER_AUTH_SECRET=<32+ random characters>
+    export FLASK_BETTER_AUTH_COOKIE_SECURE=false    # plain http on your own machine
     flask --app examples/quickstart/app.py run
+
+then open http://127.0.0.1:5000 (the default ``BETTER_AUTH_BASE_URL``: set
+``FLASK_BETTER_AUTH_BASE_URL`` when you serve it elsewhere). Emails (password reset,
+verification) are written to ``examples/quickstart/instance/outbox.jsonl``.
 
 Every ``BETTER_AUTH_*`` / ``SQLALCHEMY_*`` setting can come from the environment with the
 ``FLASK_`` prefix (values are parsed as JSON where possible), e.g.
@@ -18,6 +22,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
+from flask_better_auth.migrations import upgrade
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -26,7 +31,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         # SQLite in the instance folder unless FLASK_SQLALCHEMY_DATABASE_URI says otherwise.
         SQLALCHEMY_DATABASE_URI="sqlite:///quickstart.sqlite",
+        # Links in emails are built from it (never from the request's Host header), and its
+        # origin is the one the auth routes trust: open the page there, not on localhost.
+        BETTER_AUTH_BASE_URL="http://127.0.0.1:5000",  # FLASK_BETTER_AUTH_BASE_URL overrides it
         BETTER_AUTH_DELETE_USER_ENABLED=True,
+        # Emails go to instance/outbox.jsonl (one JSON object a line) instead of a mail server.
+        BETTER_AUTH_EMAIL_BACKEND="outbox",
+        # A reset link requested without redirectTo lands on this app's page, below.
+        BETTER_AUTH_RESET_PASSWORD_PAGE="/reset-password",
         # Lets a Vite/React dev server call the API with cookies (credentials: "include").
         BETTER_AUTH_CORS_ORIGINS=["http://localhost:5173"],
         BETTER_AUTH_CORS_PATHS=["/api/*"],
@@ -34,11 +46,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update(config or {})
 
-    BetterAuth(app)  # the tables come from `flask better-auth migrate`
+    auth = BetterAuth(app)
+    create_or_upgrade_tables(app, auth)
 
+    # One page, three addresses: the page shows the part the path names.
     @app.get("/")
-    def index() -> str:
-        return render_template("index.html", user=current_user)
+    @app.get("/reset-password")  # BETTER_AUTH_RESET_PASSWORD_PAGE: ?token=… or ?error=…
+    @app.get("/email-verified")  # the callbackURL of verification links
+    def page() -> str:
+        return render_template("index.html", auth_url=auth.settings.base_path)
 
     @app.get("/api/me")
     @login_required
@@ -46,6 +62,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return jsonify(user=current_user.to_json(), session=current_session.to_json())
 
     return app
+
+
+def create_or_upgrade_tables(app: Flask, auth: BetterAuth) -> None:
+    """Bring the Better Auth tables up to date, as ``flask better-auth migrate`` does.
+
+    The same shipped migrations, so a bare ``flask run`` works on an empty database and later
+    versions upgrade it. Safe at every start and in several processes at once (on PostgreSQL
+    an advisory lock makes them take turns). A production app runs the CLI command instead.
+    """
+    with app.app_context(), auth.db.engine.begin() as connection:
+        before = upgrade(connection)
+    for script in before.pending:
+        app.logger.info("Applied %s: %s", script.revision, script.doc)
 
 
 app = create_app()

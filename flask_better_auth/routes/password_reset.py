@@ -67,17 +67,24 @@ def _with_query(url: str, **params: str) -> str:
 
 @endpoint("/reset-password/<token>", methods=("GET",))
 def reset_password_link(body: Any, token: str) -> Any:
-    """The emailed link: 302 to ``callbackURL?token=…`` (or ``?error=INVALID_TOKEN``)."""
+    """The emailed link: 302 to ``callbackURL?token=…`` (or ``?error=INVALID_TOKEN``).
+
+    Without a callbackURL (reset requested without ``redirectTo``) it goes to
+    ``BETTER_AUTH_RESET_PASSWORD_PAGE``, or, unset, to Better Auth's dead end ``/error``.
+    """
     conf = settings()
     callback_url = request.args.get("callbackURL")
-    if callback_url is None:
+    if callback_url is None and conf.reset_password_page is None:
         raise AuthError(
             400,
             "VALIDATION_ERROR",
             "[query.callbackURL] Invalid input: expected string, received undefined",
         )
+    callback_url = callback_url or conf.reset_password_page
+    if not callback_url:
+        return redirect(f"{auth_url()}/error?error=INVALID_TOKEN", code=302)
     check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
-    target = urljoin(f"{auth_url()}/", callback_url) if callback_url else auth_url()
+    target = urljoin(f"{auth_url()}/", callback_url)
     valid = find_verification(_identifier(token)) is not None
     params = {"token": token} if valid else {"error": "INVALID_TOKEN"}
     return redirect(_with_query(target, **params), code=302)
