@@ -19,6 +19,8 @@ setup(
     },
     include_package_data=True,
     python_requires=">=3.11",
+    # `flask --help` lists the group even when the app fails to load (a ConfigError).
+    entry_points={"flask.commands": ["better-auth = flask_better_auth.cli:cli"]},
     install_requires=[
         "flask>=3.0",
         "flask-sqlalchemy>=3.1",

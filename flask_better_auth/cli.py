@@ -7,14 +7,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 
+from .config import ConfigError
 from .crypto import hash_password
-from .migrations import VERSION_TABLE, MigrationError, status, upgrade, upgrade_sql
+from .errors import missing_table
+from .migrations import VERSION_TABLE, MigrationError, migrate, status, upgrade_sql
 from .models import (
     Session,
     Verification,
@@ -26,10 +30,34 @@ from .routes.password import js_length
 from .schemas import is_email
 from .secondary_storage import StorageUnavailable
 from .signals import session_revoked
-from .state import app_object, state
+from .state import NotRegistered, app_object, state
 from .store import add_user_with_password, commit, delete_sessions, user_by_email
 
-cli = AppGroup("better-auth", help="Better Auth: database migrations, users and sessions.")
+
+class BetterAuthGroup(AppGroup):
+    """The ``better-auth`` group: a mistake in the setup is one ``Error: …`` line, not a traceback.
+
+    Its commands load the app (``with_appcontext``) when they run, so a :class:`ConfigError`
+    from ``init_app``, a missing table or an app without the extension surface here.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:  # a UsageError: shown with a usage line that misleads here
+            raise click.ClickException(str(exc)) from None
+        except DBAPIError as exc:
+            problem = missing_table(exc)
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
+        except NotRegistered as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+# Also registered as a `flask.commands` entry point (setup.py), so that `flask --help` lists it
+# even when the app cannot be loaded; init_app adds it to the app's own commands too.
+cli = BetterAuthGroup("better-auth", help="Better Auth: database migrations, users and sessions.")
 
 
 @contextmanager
@@ -63,8 +91,8 @@ def migrate_command(sql: bool) -> None:
             click.echo(f"-- The Better Auth tables are up to date (revision {before.head}).")
         click.echo(buffer.getvalue(), nl=False)
         return
-    with _migration_errors(), engine.begin() as connection:
-        before = upgrade(connection)
+    with _migration_errors():
+        before = migrate(engine)
     if before.adopt is not None:
         click.echo(
             f"Better Auth tables already exist ({', '.join(before.existing)}):"

@@ -7,9 +7,21 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from flask.cli import NoAppException
 
-class ConfigError(ValueError):
-    """A ``BETTER_AUTH_*`` key has a value that cannot work; raised by ``init_app``."""
+
+class ConfigError(ValueError, NoAppException):
+    """A ``BETTER_AUTH_*`` key has a value that cannot work; raised by ``init_app``.
+
+    ``str(error)`` is one sentence naming the key. It is also Flask's ``NoAppException`` (a
+    ``click.UsageError``): when ``init_app`` fails while the ``flask`` command loads the app,
+    ``flask run``, ``flask better-auth …`` and ``flask --help`` print ``Error: <message>``
+    instead of a traceback (and ``--help`` still lists the commands).
+    """
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        NoAppException.__init__(self, message)
 
 
 def as_bool(name: str, value: Any) -> bool:

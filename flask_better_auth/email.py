@@ -48,8 +48,6 @@ EMAIL_SUBJECTS = {
 
 _EMAIL_BACKENDS = ("console", "outbox", "smtp")
 
-_EMAIL_BACKENDS = ("console", "outbox", "smtp")
-
 
 @dataclass(frozen=True)
 class EmailSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Response
@@ -117,3 +118,29 @@ class AuthError(Exception):
         for key, value in self.headers.items():
             response.headers[key] = value
         return response
+
+
+# The database's own words for "that table does not exist" (SQLite's OperationalError, and
+# PostgreSQL's UndefinedTable, SQLSTATE 42P01, whose text may be translated: then the code says).
+_NO_SUCH_TABLE = re.compile(
+    r'^no such table: (?:\w+\.)?(\S+)|^relation "(?:\w+\.)?([^"]+)" does not exist'
+)
+_UNDEFINED_TABLE = "42P01"
+
+
+def missing_table(error: BaseException) -> str | None:
+    """What to log when a database error says a table is missing, else ``None``.
+
+    A request against a database whose tables were never made fails this way; the message
+    names the table and the command that makes it, instead of "database unavailable".
+
+    :param error: a SQLAlchemy ``DBAPIError`` (its ``orig`` is the driver's error).
+    """
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return None
+    match = _NO_SUCH_TABLE.match(str(orig))
+    if match is None and getattr(orig, "sqlstate", None) != _UNDEFINED_TABLE:
+        return None
+    table = next((name for name in match.groups() if name), "") if match else ""
+    return f"table {table or '(unnamed)'} is missing: run `flask better-auth migrate`"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
@@ -18,6 +18,9 @@ from .ratelimit import RateLimiter
 from .secondary_storage import SecondaryStorage
 from .settings import DEFAULTS, AuthSettings, ConfigError
 from .state import AuthState, state
+
+if TYPE_CHECKING:
+    from .migrations import MigrationStatus
 
 logger = logging.getLogger("flask_better_auth")
 
@@ -178,6 +181,22 @@ class BetterAuth:
         metadata.create_all(engine)
         if state().settings.rate_limit.storage == "database":
             rate_limit_metadata.create_all(engine)
+
+    def migrate(self) -> MigrationStatus:
+        """Create or upgrade the tables, as ``flask better-auth migrate`` does (the same code).
+
+        Call it inside an app context, e.g. at start-up so that a fresh database works with a
+        bare ``flask run``. It does nothing when the tables are up to date, adopts tables made
+        by :meth:`create_all` or Better Auth's JavaScript server, and is safe when several
+        processes start at once (see :func:`flask_better_auth.migrations.upgrade`).
+
+        :return: the status before the upgrade (what was stamped and what ran).
+        :raises ~flask_better_auth.migrations.MigrationError: the database is in a state the
+            migrations cannot safely handle.
+        """
+        from .migrations import migrate
+
+        return migrate(state().db.engine)
 
     def get_session(self, *, sensitive: bool = False) -> tuple[Session, User] | None:
         """The current request's ``(session, user)``, or ``None`` when nobody is signed in.

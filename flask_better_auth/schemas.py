@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -153,6 +152,3 @@ def parse_body(request: Request, *, allow_form: bool, max_size: int) -> Any:
         return _well_formed(data) if "\\u" in text else data
     except (ValueError, RecursionError):
         raise AuthError(400, "BAD_REQUEST", "Invalid JSON in request body") from None
-
-
-Validator = Callable[[Any], dict[str, Any]]

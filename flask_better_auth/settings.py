@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,6 +105,25 @@ DEFAULTS: dict[str, Any] = {
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+logger = logging.getLogger("flask_better_auth")
+
+
+def warn_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Log a warning for each ``BETTER_AUTH_*`` key no setting reads (a typo, most likely).
+
+    The known keys are those of :data:`DEFAULTS` when called, so keys added to it later (by a
+    plugin) count. A warning, not an error: a key of a newer version is harmless.
+    """
+    prefix = "BETTER_AUTH_"
+    # Compared without the prefix: shared by every key, it would make anything look close.
+    known = [key.removeprefix(prefix) for key in DEFAULTS if key.startswith(prefix)]
+    for key in sorted(k for k in config if isinstance(k, str)):
+        if not key.startswith(prefix) or key in DEFAULTS:
+            continue
+        close = difflib.get_close_matches(key.removeprefix(prefix), known, n=1, cutoff=0.7)
+        hint = f": did you mean {prefix}{close[0]}?" if close else ""
+        logger.warning("unknown setting %s, ignored%s", key, hint)
 
 
 @dataclass(frozen=True)
@@ -213,8 +234,16 @@ class AuthSettings:
             key = f"BETTER_AUTH_{name}"
             return config.get(key, DEFAULTS[key])
 
+        warn_unknown_keys(config)
         secret = get("SECRET")
-        if not secret or not isinstance(secret, str):
+        if secret is not None and not isinstance(secret, str):
+            # app.config.from_prefixed_env() reads FLASK_BETTER_AUTH_SECRET=123… as JSON.
+            raise ConfigError(
+                f"BETTER_AUTH_SECRET must be a string, not {type(secret).__name__} (from the"
+                " environment, a value that reads as JSON, like digits only, is converted: use"
+                " a random string of letters and digits)."
+            )
+        if not secret:
             raise ConfigError(
                 "BETTER_AUTH_SECRET is not set: set it to a random string of at least 32"
                 " characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."

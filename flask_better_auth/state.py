@@ -37,12 +37,16 @@ class AuthState:
     secondary: SecondaryStorage | None = None
 
 
+class NotRegistered(RuntimeError):
+    """The current app has no ``BetterAuth``: the message says how to add it."""
+
+
 def state() -> AuthState:
     """The current app's :class:`AuthState`."""
     try:
         return current_app.extensions["better_auth"]  # type: ignore[no-any-return]
     except KeyError:
-        raise RuntimeError(
+        raise NotRegistered(
             "BetterAuth is not registered on this app: call BetterAuth(app) or auth.init_app(app)."
         ) from None
 

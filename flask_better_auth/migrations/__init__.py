@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy import Connection, Inspector, Table, inspect, text
+from sqlalchemy import Connection, Engine, Inspector, Table, inspect, text
 
 from ..models import metadata, rate_limit_metadata
 
@@ -162,14 +162,15 @@ def _check_columns(inspector: Inspector, table: str) -> None:
 def upgrade(connection: Connection) -> MigrationStatus:
     """Bring the database to the newest revision, adopting existing tables (stamp, not create).
 
-    Runs in the caller's transaction: use ``engine.begin()``. On PostgreSQL a transaction-scoped
-    advisory lock keeps two processes from migrating at once.
+    Runs in the caller's transaction: use ``engine.begin()``, or :func:`migrate`. Two processes
+    never migrate at once: on PostgreSQL a transaction-scoped advisory lock, on SQLite the
+    database's write lock (``BEGIN IMMEDIATE``), makes the second wait and then find the tables
+    up to date.
 
     :return: the status before the upgrade (what was stamped and what ran).
     :raises MigrationError: see :func:`status`.
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    _lock(connection)
     before = status(connection)
     config = alembic_config(connection)
     if before.adopt is not None:
@@ -177,6 +178,34 @@ def upgrade(connection: Connection) -> MigrationStatus:
     if before.pending:
         command.upgrade(config, "head")
     return before
+
+
+def migrate(engine: Engine) -> MigrationStatus:
+    """:func:`upgrade` in a transaction of its own: what ``flask better-auth migrate`` runs.
+
+    Idempotent, and safe for several processes starting at once (see :func:`upgrade`).
+    :meth:`BetterAuth.migrate() <flask_better_auth.BetterAuth.migrate>` calls it with the
+    app's engine.
+
+    :return: the status before the upgrade.
+    :raises MigrationError: see :func:`status`.
+    """
+    with engine.begin() as connection:
+        return upgrade(connection)
+
+
+def _lock(connection: Connection) -> None:
+    """Hold the database's migration lock until the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        # pysqlite opens a transaction only before DML, so the CREATE TABLEs would each commit
+        # on their own and a second process could run the same revision. BEGIN IMMEDIATE takes
+        # the write lock now (the second process waits out its busy timeout for it), and the
+        # whole upgrade commits or rolls back as one.
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def upgrade_sql(connection: Connection, output: TextIO) -> MigrationStatus:
@@ -215,6 +244,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "include_name",
+    "migrate",
     "revision_tables",
     "revisions",
     "script_directory",

@@ -13,7 +13,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, got_request_exception, request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -21,7 +21,7 @@ from werkzeug.routing import PathConverter
 
 from ..context import auth_context, resolve_session
 from ..decorators import require_fresh
-from ..errors import AuthError
+from ..errors import AuthError, missing_table
 from ..models import Session, User
 from ..origin import check_origin, check_redirect_targets
 from ..schemas import Field, parse_body, validate
@@ -154,6 +154,8 @@ def _auth_error(error: AuthError) -> Response:
 
 @bp.errorhandler(OperationalError)
 def _database_unavailable(error: OperationalError) -> Response:
+    if missing_table(error):  # SQLite's "no such table" is an OperationalError too
+        return _unexpected(error)
     _rollback()
     logger.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
     return AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}).to_response()
@@ -182,8 +184,19 @@ def _http_error(error: HTTPException) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
+    """Any other error: a 500 in Better Auth's shape, logged, and signalled as Flask would.
+
+    Handling the exception here keeps Flask from sending ``got_request_exception`` itself, so
+    it is sent here: error trackers (Sentry…) listen to it. A missing table is a 500 too (no
+    ``Retry-After``: waiting will not make it), logged as what it is without a traceback.
+    """
     _rollback()
-    logger.exception("unexpected error in %s %s", request.method, request.path)
+    problem = missing_table(error)
+    if problem is not None:
+        logger.error("%s (%s %s)", problem, request.method, request.path)
+    else:
+        logger.exception("unexpected error in %s %s", request.method, request.path)
+    got_request_exception.send(current_app._get_current_object(), exception=error)  # type: ignore[attr-defined]
     return AuthError(500, "INTERNAL_SERVER_ERROR").to_response()
 
 
