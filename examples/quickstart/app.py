@@ -22,7 +22,6 @@ from typing import Any
 from flask import Flask, jsonify, render_template
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
-from flask_better_auth.migrations import upgrade
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -65,14 +64,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def create_or_upgrade_tables(app: Flask, auth: BetterAuth) -> None:
-    """Bring the Better Auth tables up to date, as ``flask better-auth migrate`` does.
+    """Bring the Better Auth tables up to date with ``auth.migrate()``.
 
-    The same shipped migrations, so a bare ``flask run`` works on an empty database and later
-    versions upgrade it. Safe at every start and in several processes at once (on PostgreSQL
-    an advisory lock makes them take turns). A production app runs the CLI command instead.
+    The same code as ``flask better-auth migrate``, so a bare ``flask run`` works on an empty
+    database and later versions upgrade it. Safe at every start and in several processes at
+    once (they take turns). A production app may run the CLI command at deploy time instead.
     """
-    with app.app_context(), auth.db.engine.begin() as connection:
-        before = upgrade(connection)
+    with app.app_context():
+        before = auth.migrate()
     for script in before.pending:
         app.logger.info("Applied %s: %s", script.revision, script.doc)
 
