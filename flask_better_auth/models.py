@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine, UserDefinedType
 
 from .crypto import generate_id
 
@@ -308,6 +308,14 @@ def register_tables(target: MetaData) -> None:
         # SQLAlchemy has no public way to list a table in a second MetaData; this is what
         # Table() itself calls. A copy (Table.to_metadata) would be another table to the ORM.
         target._add_table(table.name, table.schema, table)
+    # A column declared earlier as db.Column(db.ForeignKey("user.id")), without a type, takes
+    # the type of the column it points at once that can be found (SQLAlchemy does this only
+    # for tables that arrive the ordinary way): now.
+    for table in target.tables.values():
+        for fk in table.foreign_keys:
+            ours = fk.target_fullname.rpartition(".")[0] in metadata.tables
+            if ours and isinstance(fk.parent.type, NullType):
+                fk.parent.type = fk.column.type
 
 
 #: The metadata of the optional ``rateLimit`` table, which (as in Better Auth) exists only where
