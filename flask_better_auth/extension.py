@@ -100,7 +100,7 @@ class BetterAuth:
         try:
             register_tables(db.metadata)  # so the app's models can say ForeignKey("user.id")
         except ValueError as exc:
-            raise ConfigError(f"{exc}: rename or drop the app's model.") from None
+            raise ConfigError(f"{exc}: rename the app's table.") from None
         limiter = RateLimiter(settings, db) if settings.rate_limit.enabled else None
         secondary = None
         if settings.secondary_storage.enabled:

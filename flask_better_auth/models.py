@@ -302,8 +302,8 @@ def register_tables(target: MetaData) -> None:
             continue
         if present is not None:
             raise ValueError(
-                f"the app's metadata already has a table named {name!r}:"
-                " Better Auth's own table needs that name"
+                f"the app's db.metadata already has a table named {name!r},"
+                " the name of Better Auth's own table"
             )
         # SQLAlchemy has no public way to list a table in a second MetaData; this is what
         # Table() itself calls. A copy (Table.to_metadata) would be another table to the ORM.

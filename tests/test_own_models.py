@@ -131,7 +131,11 @@ def test_an_app_table_named_user_is_a_clear_error(database_url: str) -> None:
 
     app = user_app(database_url)
     db.init_app(app)
-    with pytest.raises(ConfigError, match="already has a table named 'user'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"db\.metadata already has a table named 'user', the name of Better Auth's own"
+        r" table: rename",
+    ):
         BetterAuth(app, db=db)
 
 
