@@ -6,6 +6,7 @@ from .context import AnonymousUser, current_session, current_user
 from .decorators import fresh_login_required, login_required
 from .errors import ERROR_CODES, AuthError
 from .extension import BetterAuth
+from .login import authenticate, login_user, logout_user, safe_next_url
 from .models import Account, Session, User, Verification
 from .settings import AuthSettings, ConfigError
 from .signals import (
@@ -30,12 +31,16 @@ __all__ = [
     "Session",
     "User",
     "Verification",
+    "authenticate",
     "current_session",
     "current_user",
     "email_verified",
     "fresh_login_required",
     "login_required",
+    "login_user",
+    "logout_user",
     "password_reset",
+    "safe_next_url",
     "session_revoked",
     "user_signed_in",
     "user_signed_out",

@@ -28,10 +28,21 @@ if TYPE_CHECKING:
 
 
 class AnonymousUser:
-    """What :data:`current_user` is when nobody is signed in: falsy, not authenticated."""
+    """What :data:`current_user` is when nobody is signed in: falsy, not authenticated.
+
+    It answers Flask-Login's ``AnonymousUserMixin`` interface (``is_authenticated``,
+    ``is_active``, ``is_anonymous``, ``get_id()``), so ``{% if current_user.is_authenticated %}``
+    works in templates, as does ``{% if current_user %}``.
+    """
 
     is_authenticated = False
+    is_active = False
+    is_anonymous = True
     id = None
+
+    def get_id(self) -> None:
+        """``None``: nobody is signed in."""
+        return None
 
     def __bool__(self) -> bool:
         return False

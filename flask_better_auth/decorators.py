@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from .context import resolve_session
 from .errors import AuthError
 from .models import Session, User
-from .state import settings
+from .state import settings, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("flask_better_auth")
@@ -30,9 +30,18 @@ def _resolve() -> tuple[Session, User] | None:
         raise AuthError(503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}) from exc
 
 
-def _wants_html() -> bool:
+def wants_html() -> bool:
+    """Whether the client prefers HTML to JSON (a browser navigating, not ``fetch``)."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html"
+
+
+def login_disabled() -> bool:
+    """Flask-Login's ``LOGIN_DISABLED``: the decorators let every request through (tests).
+
+    Read on each request, as Flask-Login does, so a test can switch it on an existing app.
+    """
+    return bool(current_app.config.get("LOGIN_DISABLED"))
 
 
 def _login_redirect() -> Any:
@@ -45,22 +54,37 @@ def _login_redirect() -> Any:
 
 
 def _unauthorized() -> Any:
-    if settings().login_view and _wants_html():
-        return _login_redirect()
+    if wants_html():
+        handler = state().extension.unauthorized_callback
+        if handler is not None:
+            return current_app.ensure_sync(handler)()
+        if settings().login_view:
+            return _login_redirect()
     raise AuthError(401, "UNAUTHORIZED")
+
+
+def _needs_refresh() -> Any:
+    if wants_html():
+        handler = state().extension.needs_refresh_callback
+        if handler is not None:
+            return current_app.ensure_sync(handler)()
+    raise AuthError(403, "SESSION_NOT_FRESH")
 
 
 def login_required(view: F) -> F:
     """Answer ``401 UNAUTHORIZED`` JSON unless a session is signed in.
 
-    HTML requests are redirected to ``BETTER_AUTH_LOGIN_VIEW`` (with ``?next=``) when it is
-    set. ``OPTIONS`` (CORS preflight) passes through; async views work. A database that cannot
+    For requests that prefer HTML (a browser, not ``fetch``) the app's
+    :meth:`~flask_better_auth.BetterAuth.unauthorized_handler` answers instead when there is
+    one, else a redirect to ``BETTER_AUTH_LOGIN_VIEW`` (with ``?next=``) when it is set.
+    ``OPTIONS`` (CORS preflight) passes through, and every request does while the app's
+    ``LOGIN_DISABLED`` config is true (for tests); async views work. A database that cannot
     be reached answers ``503 SERVICE_UNAVAILABLE`` JSON with ``Retry-After: 1``.
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS" and _resolve() is None:
+        if request.method != "OPTIONS" and not login_disabled() and _resolve() is None:
             return _unauthorized()
         return current_app.ensure_sync(view)(*args, **kwargs)
 
@@ -71,23 +95,31 @@ def fresh_login_required(view: F) -> F:
     """Like :func:`login_required`, and the session must be fresh.
 
     Fresh means signed in less than ``BETTER_AUTH_SESSION_FRESH_AGE`` ago (``403
-    SESSION_NOT_FRESH`` otherwise; a fresh age of 0 turns the check off).
+    SESSION_NOT_FRESH`` otherwise, or the app's
+    :meth:`~flask_better_auth.BetterAuth.needs_refresh_handler` for HTML requests; a fresh
+    age of 0 turns the check off).
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS":
+        if request.method != "OPTIONS" and not login_disabled():
             resolved = _resolve()
             if resolved is None:
                 return _unauthorized()
-            require_fresh(resolved[0].created_at)
+            if not is_fresh(resolved[0].created_at):
+                return _needs_refresh()
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)
 
 
+def is_fresh(created_at: datetime) -> bool:
+    """Whether a session created at ``created_at`` is fresh (``BETTER_AUTH_SESSION_FRESH_AGE``)."""
+    fresh_age = settings().session.fresh_age
+    return not fresh_age.total_seconds() or datetime.now(UTC) - created_at < fresh_age
+
+
 def require_fresh(created_at: datetime) -> None:
     """Raise ``403 SESSION_NOT_FRESH`` when a session created at ``created_at`` is not fresh."""
-    fresh_age = settings().session.fresh_age
-    if fresh_age.total_seconds() and datetime.now(UTC) - created_at >= fresh_age:
+    if not is_fresh(created_at):
         raise AuthError(403, "SESSION_NOT_FRESH")

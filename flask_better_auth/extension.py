@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import DBAPIError
 
-from .context import apply_cookies, auth_context, resolve_session
+from .context import apply_cookies, auth_context, current_session, current_user, resolve_session
 from .email import KindCallback, Mailer, SendEmail, backend_for
 from .errors import AuthError
-from .models import Session, User, metadata, rate_limit_metadata
+from .models import Session, User, metadata, rate_limit_metadata, register_tables
 from .ratelimit import RateLimiter
 from .secondary_storage import SecondaryStorage
 from .settings import DEFAULTS, AuthSettings, ConfigError
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from .migrations import MigrationStatus
 
 logger = logging.getLogger("flask_better_auth")
+
+#: A view-like function of no arguments (an unauthorized or needs-refresh handler).
+Handler = TypeVar("Handler", bound=Callable[[], Any])
 
 
 class BetterAuth:
@@ -73,6 +76,10 @@ class BetterAuth:
             if callback is not None
         }
         self._on_password_reset = on_password_reset
+        #: Set by :meth:`unauthorized_handler`.
+        self.unauthorized_callback: Callable[[], Any] | None = None
+        #: Set by :meth:`needs_refresh_handler`.
+        self.needs_refresh_callback: Callable[[], Any] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -93,6 +100,10 @@ class BetterAuth:
             backend=backend_for(settings.email),
         )
         db = self._database_for(app)
+        try:
+            register_tables(db.metadata)  # so the app's models can say ForeignKey("user.id")
+        except ValueError as exc:
+            raise ConfigError(f"{exc}: rename the app's table.") from None
         secondary = None
         if settings.secondary_storage.enabled:
             revoked_ttl = max(int(settings.session.expires_in.total_seconds()), 86400)
@@ -118,11 +129,35 @@ class BetterAuth:
         app.after_request(apply_cookies)
         app.teardown_appcontext(_close_db_session)  # runs before Flask-SQLAlchemy's own
         app.register_error_handler(AuthError, _render_auth_error)
+        app.context_processor(_template_context)
         self._setup_cors(app, settings)
 
         from .cli import cli
 
         app.cli.add_command(cli)
+
+    def unauthorized_handler(self, callback: Handler) -> Handler:
+        """Decorator: what ``@login_required`` answers a browser that is not signed in.
+
+        Called with no arguments, like a view, for requests that prefer HTML (instead of the
+        redirect to ``BETTER_AUTH_LOGIN_VIEW``); API requests keep the ``401`` JSON. Flask-Login's
+        ``unauthorized_handler``::
+
+            @auth.unauthorized_handler
+            def unauthorized():
+                return redirect(url_for("login", next=request.full_path))
+        """
+        self.unauthorized_callback = callback
+        return callback
+
+    def needs_refresh_handler(self, callback: Handler) -> Handler:
+        """Decorator: what ``@fresh_login_required`` answers a browser whose session is not fresh.
+
+        Called like :meth:`unauthorized_handler`, for HTML requests signed in longer ago than
+        ``BETTER_AUTH_SESSION_FRESH_AGE``; API requests keep the ``403 SESSION_NOT_FRESH`` JSON.
+        """
+        self.needs_refresh_callback = callback
+        return callback
 
     def _database_for(self, app: Flask) -> SQLAlchemy:
         registered: SQLAlchemy | None = app.extensions.get("sqlalchemy")
@@ -233,6 +268,11 @@ def _close_db_session(error: BaseException | None) -> None:
             "database connection lost at the end of the request: %s",
             exc.orig.__class__.__name__ if exc.orig else exc,
         )
+
+
+def _template_context() -> dict[str, Any]:
+    # The lazy proxies: a template that never looks at them costs no session lookup.
+    return {"current_user": current_user, "current_session": current_session}
 
 
 def _render_auth_error(error: AuthError) -> Response:

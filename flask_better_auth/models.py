@@ -1,7 +1,9 @@
 """SQLAlchemy models with Better Auth's table and column names, so a JS deployment's DB opens as is.
 
 Python attributes are snake_case; the columns keep Better Auth's camelCase names. The models live in
-their own :data:`metadata` and work with any Flask-SQLAlchemy ``db`` (the app's or ours).
+their own :data:`metadata` and work with any Flask-SQLAlchemy ``db`` (the app's or ours);
+:func:`register_tables` also lists the tables in the app's ``db.metadata``, so the app's own
+models can say ``db.ForeignKey("user.id")``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine, UserDefinedType
 
 from .crypto import generate_id
 
@@ -136,6 +139,35 @@ class User(Base):
     image: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+
+    # Flask-Login's user interface, so templates and code written for it work unchanged.
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always ``True`` for a user (:class:`~flask_better_auth.AnonymousUser` says ``False``)."""
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Always ``False`` for a user."""
+        return False
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the user may start a session.
+
+        ``False`` only while ``BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION`` is on and the email is
+        not verified: Better Auth gives such a user no session, and neither does
+        :func:`~flask_better_auth.login_user`.
+        """
+        if self.email_verified or not has_app_context():
+            return True
+        state = current_app.extensions.get("better_auth")
+        return state is None or not state.settings.password.require_email_verification
+
+    def get_id(self) -> str:
+        """The user's id (Flask-Login's ``get_id``)."""
+        return self.id
 
     def to_json(self) -> dict[str, Any]:
         """The user object of Better Auth's responses, in its key order."""
@@ -252,6 +284,40 @@ class Verification(Base):
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
 
 
+def register_tables(target: MetaData) -> None:
+    """List the ``user``, ``session``, ``account`` and ``verification`` tables in ``target`` too.
+
+    ``target`` is the app's ``db.metadata``. A string foreign key such as
+    ``db.ForeignKey("user.id")`` is looked up in its own table's metadata, so without this it
+    cannot find our tables. The very same :class:`~sqlalchemy.schema.Table` objects are listed
+    (not copies): a foreign key to them is a foreign key to the tables our models map, so
+    ``relationship(User)`` and ``join(User)`` infer their join. ``db.create_all()`` and
+    ``db.drop_all()`` then include these tables.
+
+    :raises ValueError: ``target`` already holds another table of one of these names.
+    """
+    for name, table in metadata.tables.items():
+        present = target.tables.get(name)
+        if present is table:
+            continue
+        if present is not None:
+            raise ValueError(
+                f"the app's db.metadata already has a table named {name!r},"
+                " the name of Better Auth's own table"
+            )
+        # SQLAlchemy has no public way to list a table in a second MetaData; this is what
+        # Table() itself calls. A copy (Table.to_metadata) would be another table to the ORM.
+        target._add_table(table.name, table.schema, table)
+    # A column declared earlier as db.Column(db.ForeignKey("user.id")), without a type, takes
+    # the type of the column it points at once that can be found (SQLAlchemy does this only
+    # for tables that arrive the ordinary way): now.
+    for table in target.tables.values():
+        for fk in table.foreign_keys:
+            ours = fk.target_fullname.rpartition(".")[0] in metadata.tables
+            if ours and isinstance(fk.parent.type, NullType):
+                fk.parent.type = fk.column.type
+
+
 #: The metadata of the optional ``rateLimit`` table, which (as in Better Auth) exists only where
 #: ``BETTER_AUTH_RATE_LIMIT_STORAGE = "database"``.
 rate_limit_metadata = MetaData()
@@ -283,4 +349,5 @@ __all__ = [
     "Verification",
     "metadata",
     "rate_limit_metadata",
+    "register_tables",
 ]

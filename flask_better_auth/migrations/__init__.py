@@ -13,7 +13,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -236,6 +236,22 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | 
     return True
 
 
+def include_object(
+    object_: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """For an app's own Alembic autogenerate: leave the Better Auth tables alone on both sides.
+
+    ``BetterAuth`` lists its tables in the app's ``db.metadata`` (so that the app's models can
+    say ``db.ForeignKey("user.id")``); without this hook ``flask db migrate`` would write
+    ``create_table`` for them into the app's history, since ``include_name`` only filters what
+    is read from the database. Use ``Migrate(app, db, include_object=include_object)`` (it
+    covers the tables in the database too) or pass it to ``context.configure``.
+    """
+    if type_ == "table":
+        return name != VERSION_TABLE and name not in MODEL_TABLES
+    return True
+
+
 __all__ = [
     "MODEL_TABLES",
     "VERSION_TABLE",
@@ -244,6 +260,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "include_name",
+    "include_object",
     "migrate",
     "revision_tables",
     "revisions",

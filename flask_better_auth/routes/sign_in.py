@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, request
+
 from ..context import create_session
 from ..crypto import burn_password_check, verify_password
+from ..decorators import wants_html
 from ..errors import AuthError
-from ..schemas import Field, is_email
+from ..schemas import FORM, Field, is_email
 from ..signals import user_signed_in
 from ..state import app_object, state
 from ..store import commit, credential_account, user_by_email
@@ -56,6 +59,12 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     commit()
     user_signed_in.send(app_object(), user=user, session=session)
     callback = body.get("callbackURL")
+    if callback and request.mimetype == FORM and wants_html():
+        # A plain HTML form cannot read JSON: send the browser on to the page (303: GET it).
+        # Better Auth answers JSON here; JSON and fetch clients still get that answer.
+        response = Response(b"", status=303, mimetype="application/json")
+        response.headers["Location"] = callback
+        return response
     data: dict[str, Any] = {"redirect": bool(callback), "token": session.token}
     if callback:
         data["url"] = callback
