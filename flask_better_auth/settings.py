@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from .config import ConfigError, as_bool, as_duration, as_int, as_list
 from .cookie_cache import CookieCacheSettings, cookie_cache_settings
 from .crypto import SCRYPT_N
 from .email import EmailSettings, email_settings
 from .ip import Network, ipv6_subnet, trusted_proxies
+from .origin import check_origin_patterns, parse_url
 from .ratelimit import RateLimitSettings, rate_limit_settings
 from .secondary_storage import SecondaryStorageSettings, secondary_storage_settings
 
@@ -146,7 +146,7 @@ class AuthSettings:
 
     secret: str
     secret_fallbacks: tuple[str, ...]
-    base_url: str | None
+    base_url: str
     base_path: str
     trusted_origins: tuple[str, ...]
     cookies: CookieSettings
@@ -177,12 +177,11 @@ class AuthSettings:
         return (self.secret, *self.secret_fallbacks)
 
     @property
-    def base_origin(self) -> str | None:
+    def base_origin(self) -> str:
         """The origin (scheme://host[:port]) of ``base_url``, trusted implicitly."""
-        if not self.base_url:
-            return None
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        url = parse_url(self.base_url)
+        assert url is not None  # checked by from_config
+        return url.origin
 
     @classmethod
     def from_config(
@@ -220,15 +219,7 @@ class AuthSettings:
             )
         fallbacks = as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
 
-        base_url = get("BASE_URL") or None
-        if base_url is not None:
-            parts = urlsplit(str(base_url))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError(
-                    f"BETTER_AUTH_BASE_URL must be an http(s) URL like https://example.com,"
-                    f" not {base_url!r}."
-                )
-            base_url = str(base_url).rstrip("/")
+        base_url = _base_url(get("BASE_URL"), testing=testing)
         base_path = str(get("BASE_PATH") or "")
         if not base_path.startswith("/") or base_path.endswith("/"):
             raise ConfigError(
@@ -315,7 +306,9 @@ class AuthSettings:
         trusted = tuple(
             o.rstrip("/") for o in as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
         )
+        check_origin_patterns("BETTER_AUTH_TRUSTED_ORIGINS", trusted)
         cors_origins = tuple(as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
+        check_origin_patterns("BETTER_AUTH_CORS_ORIGINS", cors_origins)
         cors_credentials = as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
         if cors_credentials and "*" in cors_origins:
             raise ConfigError(
@@ -358,6 +351,32 @@ class AuthSettings:
             cookie_cache=cookie_cache_settings(get),
             secondary_storage=secondary_storage_settings(get),
         )
+
+
+def _base_url(value: Any, *, testing: bool) -> str:
+    """``BETTER_AUTH_BASE_URL``, normalised: every link and the implicit trusted origin come
+    from it, never from the request's ``Host`` (which a client chooses)."""
+    if not value:
+        if testing:
+            return "http://localhost"
+        raise ConfigError(
+            "BETTER_AUTH_BASE_URL is not set: set it to your site's public URL, e.g."
+            ' BETTER_AUTH_BASE_URL = "https://example.com" (or FLASK_BETTER_AUTH_BASE_URL in'
+            " the environment). Links in emails and the trusted origin are built from it."
+        )
+    url = parse_url(value) if isinstance(value, str) else None
+    if (
+        url is None
+        or url.protocol not in ("http:", "https:")
+        or url.username
+        or url.password
+        or url.search
+        or url.hash
+    ):
+        raise ConfigError(
+            f"BETTER_AUTH_BASE_URL must be an http(s) URL like https://example.com, not {value!r}."
+        )
+    return url.href.rstrip("/")
 
 
 __all__ = [

@@ -321,6 +321,7 @@ def test_enabled_default(
         DEBUG=debug,
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'x.sqlite'}",
         BETTER_AUTH_SECRET="s" * 40,
+        BETTER_AUTH_BASE_URL="http://localhost",
         BETTER_AUTH_RATE_LIMIT_ENABLED=enabled,
     )
     BetterAuth(app)
@@ -798,6 +799,7 @@ _WORKER = textwrap.dedent(
     app.config.update(
         SQLALCHEMY_DATABASE_URI="sqlite://",
         BETTER_AUTH_SECRET="multi-process-secret-0123456789-abcdefghij",
+        BETTER_AUTH_BASE_URL="http://localhost",
         BETTER_AUTH_RATE_LIMIT_ENABLED=True,
         BETTER_AUTH_RATE_LIMIT_STORAGE="redis",
         BETTER_AUTH_RATE_LIMIT_REDIS_URL=url,
