@@ -125,7 +125,7 @@ def dispose(*apps: Flask) -> None:
         ({"BASE_URL": "https://example.com:99999"}, "BETTER_AUTH_BASE_URL must be an http(s)"),
         (
             {"TESTING": False, "BASE_URL": None, "SCRYPT_N": 16384},
-            'BETTER_AUTH_BASE_URL is not set: set it to your site\'s public URL, e.g.'
+            "BETTER_AUTH_BASE_URL is not set: set it to your site's public URL, e.g."
             ' BETTER_AUTH_BASE_URL = "https://example.com"',
         ),
         (
