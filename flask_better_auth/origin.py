@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ada_url import URL
 from flask import Request
 
+from .config import ConfigError
 from .errors import AuthError
 
 if TYPE_CHECKING:
@@ -135,10 +136,11 @@ def origin_pattern(text: str) -> OriginPattern:
         if scheme is None:
             raise ValueError("an origin needs its scheme, e.g. https://example.com")
         url = parse_url(f"{scheme}://{authority}/")
-        if url is None or url.username or url.password or not url.host:
+        if url is None or url.username or url.password or url.search or url.hash:
             raise ValueError("not a valid origin (scheme://host[:port])")
         return OriginPattern(entry, re.compile(re.escape(url.origin)), scheme)
-    host_regex = _host_regex(authority, scheme or "https")
+    # Scheme-less, a port is compared as written (Better Auth globs ``host[:port]``).
+    host_regex = _host_regex(authority, scheme or "")
     schemes = re.escape(scheme) if scheme else "https?"
     return OriginPattern(entry, re.compile(f"{schemes}://{host_regex}"), scheme)
 
@@ -216,8 +218,6 @@ def _host_regex(authority: str, scheme: str) -> str:
 
 def check_origin_patterns(key: str, entries: Iterable[str]) -> None:
     """Raise ``ConfigError`` naming ``key`` for the first entry that cannot be read."""
-    from .config import ConfigError
-
     for entry in entries:
         if entry == "*" and key.endswith("CORS_ORIGINS"):
             continue

@@ -284,6 +284,48 @@ def test_look_alikes_are_refused(value: str) -> None:
     assert not is_safe_relative(value, CONF)
 
 
+@pytest.mark.parametrize(
+    ("entry", "url", "trusted"),
+    [
+        ("https://*.example.com", "https://a.example.com:443/x", True),
+        ("https://*.example.com", "https://a.example.com:444", False),
+        ("https://*.example.com:*", "https://a.example.com:444", True),
+        ("https://*.example.com:8443", "https://a.example.com:8443", True),
+        ("*.example.org", "http://x.example.org", True),
+        ("*.example.org", "myapp://x.example.org", False),
+        ("*.example.org:443", "http://x.example.org", False),
+        ("http://192.168.*.*:*", "http://192.168.1.5:8080", True),
+        ("http://192.168.*.*", "http://192.168.evil.com", False),
+        ("http://192.168.*.*", "http://192.168.1.5.evil.com", False),
+        ("https://pr-*.example.com", "https://pr-12.example.com", True),
+        ("https://pr-*.example.com", "https://pr-12.evil.example.com", False),
+        ("https://pr-?.example.com", "https://pr-1.example.com", True),
+        ("https://pr-?.example.com", "https://pr-12.example.com", False),
+        ("https://*.b\u00fccher.de", "https://a.xn--bcher-kva.de", True),
+        ("https://*.b\u00fccher.de", "https://a.b\u00fccher.de", True),
+        ("https://*.b\u00fccher.de", "https://a.bucher.de", False),
+        ("myapp://", "myapp://anything/x", True),
+        ("myapp://", "myapp:x", True),
+        ("myapp://", "otherapp://x", False),
+        ("myapp://host", "myapp://HOST/x", True),
+        ("myapp://host", "myapp://host2/x", False),
+        ("myapp://host/cb", "myapp://host/cb/x", True),
+        ("myapp://host/cb", "myapp://host/cb/../x", False),
+        ("myapp://host/cb", "myapp://host/cb/%2e%2e/x", False),
+        ("myapp://host/cb", "myapp://host/cbx", False),
+        ("exp://192.168.*.*:*/**", "exp://192.168.1.2:8081/--/x", True),
+        ("exp://192.168.*.*:*/**", "exp://192.168.evil.com:8081/", False),
+        ("https://example.com", "https://user@example.com/x", True),
+        ("https://example.com", "https://EXAMPLE.com:443", True),
+        ("https://example.com", "https://%65xample.com", True),
+        ("https://example.com/", "https://example.com", True),
+    ],
+)
+def test_entry_forms(entry: str, url: str, trusted: bool) -> None:
+    conf = auth_settings(TRUSTED_ORIGINS=[entry])
+    assert is_trusted(url, conf) is trusted
+
+
 def test_every_accepted_relative_url_stays_on_the_site() -> None:
     accepted = [value for value in RELATIVE if is_safe_relative(value, CONF)]
     for value in accepted:
