@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -178,7 +179,7 @@ class AuthSettings:
         """Every secret that verifies a signature: the current one first, then the fallbacks."""
         return (self.secret, *self.secret_fallbacks)
 
-    @property
+    @functools.cached_property
     def base_origin(self) -> str:
         """The origin (scheme://host[:port]) of ``base_url``, trusted implicitly."""
         return URL(self.base_url).origin  # parseable: checked by from_config
