@@ -28,6 +28,7 @@ setup(
         "itsdangerous>=2.1",
         "joserfc>=1.0",
         "alembic>=1.13",
+        "ada-url>=1.15",  # the WHATWG URL parser: URLs checked as browsers read them
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.1"],

@@ -187,11 +187,15 @@ class BetterAuth:
             return
         from flask_cors import CORS
 
+        from .origin import cors_origin_regexes
+
         paths = [f"{settings.base_path}/*", *settings.cors_paths]
         CORS(
             app,
             resources={path: {} for path in paths},
-            origins=list(settings.cors_origins),
+            # Anchored, label-exact regexes: the trust check's own matcher, never Flask-CORS's
+            # reading of "*" in a string (an unanchored regex where "." is any character).
+            origins=cors_origin_regexes(settings.cors_origins),
             supports_credentials=settings.cors_allow_credentials,
         )
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+
+from ada_url import URL
 
 from .config import ConfigError, as_bool, as_duration, as_int, as_list
 from .cookie_cache import CookieCacheSettings, cookie_cache_settings
 from .crypto import SCRYPT_N
 from .email import EmailSettings, email_settings
 from .ip import Network, ipv6_subnet, trusted_proxies
+from .origin import check_origin_patterns, parse_url
 from .ratelimit import RateLimitSettings, rate_limit_settings
 from .secondary_storage import SecondaryStorageSettings, secondary_storage_settings
 
@@ -170,7 +173,7 @@ class AuthSettings:
 
     secret: str
     secret_fallbacks: tuple[str, ...]
-    base_url: str | None
+    base_url: str
     base_path: str
     trusted_origins: tuple[str, ...]
     cookies: CookieSettings
@@ -202,13 +205,10 @@ class AuthSettings:
         """Every secret that verifies a signature: the current one first, then the fallbacks."""
         return (self.secret, *self.secret_fallbacks)
 
-    @property
-    def base_origin(self) -> str | None:
+    @functools.cached_property
+    def base_origin(self) -> str:
         """The origin (scheme://host[:port]) of ``base_url``, trusted implicitly."""
-        if not self.base_url:
-            return None
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return URL(self.base_url).origin  # parseable: checked by from_config
 
     @classmethod
     def from_config(
@@ -254,15 +254,7 @@ class AuthSettings:
             )
         fallbacks = as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
 
-        base_url = get("BASE_URL") or None
-        if base_url is not None:
-            parts = urlsplit(str(base_url))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError(
-                    f"BETTER_AUTH_BASE_URL must be an http(s) URL like https://example.com,"
-                    f" not {base_url!r}."
-                )
-            base_url = str(base_url).rstrip("/")
+        base_url = _base_url(get("BASE_URL"), testing=testing)
         base_path = str(get("BASE_PATH") or "")
         if not base_path.startswith("/") or base_path.endswith("/"):
             raise ConfigError(
@@ -349,18 +341,17 @@ class AuthSettings:
         trusted = tuple(
             o.rstrip("/") for o in as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
         )
+        check_origin_patterns("BETTER_AUTH_TRUSTED_ORIGINS", trusted)
         cors_origins = tuple(as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
+        check_origin_patterns("BETTER_AUTH_CORS_ORIGINS", cors_origins)
         cors_credentials = as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
         if cors_credentials and "*" in cors_origins:
             raise ConfigError(
                 "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while"
                 " BETTER_AUTH_CORS_ALLOW_CREDENTIALS is on: list the origins."
             )
-        base_origin = (
-            f"{urlsplit(base_url).scheme}://{urlsplit(base_url).netloc}" if base_url else None
-        )
         reset_page = _reset_password_page(
-            get("RESET_PASSWORD_PAGE"), (base_origin, *trusted, *cors_origins)
+            get("RESET_PASSWORD_PAGE"), base_url, (*trusted, *cors_origins)
         )
         max_body = as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
         if max_body < 1024:
@@ -401,31 +392,67 @@ class AuthSettings:
         )
 
 
-def _reset_password_page(value: Any, trusted: tuple[str | None, ...]) -> str | None:
+def _reset_password_page(value: Any, base_url: str, trusted: tuple[str, ...]) -> str | None:
     """A path on the base URL's origin, or an absolute URL whose origin is listed exactly.
 
     Checked here, once, rather than on each click: a page the origin rules would refuse must
     fail at start-up, not in the user's inbox. Wildcard entries do not count (name the origin).
+    Both forms are read as a browser reads them (WHATWG, like every other URL check).
     """
     if value is None or value == "":
         return None
     key = "BETTER_AUTH_RESET_PASSWORD_PAGE"
-    if not isinstance(value, str) or _CONTROL.search(value) or "\\" in value:
+    if not isinstance(value, str):
         raise ConfigError(f"{key} must be a path like '/reset-password' or a URL, not {value!r}.")
-    if value.startswith("/") and not value.startswith("//"):
+    url = parse_url(value, base_url)
+    base = parse_url(base_url)
+    if url is None or base is None or _CONTROL.search(value) or "\\" in value:
+        raise ConfigError(f"{key} must be a path like '/reset-password' or a URL, not {value!r}.")
+    if value.startswith("/"):
+        if value.startswith("//") or url.origin != base.origin:
+            raise ConfigError(f"{key} must be a path like '/reset-password', not {value!r}.")
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if url.protocol not in ("http:", "https:") or not url.hostname:
         raise ConfigError(
             f"{key} must be a path like '/reset-password' or an http(s) URL, not {value!r}."
         )
-    origin = f"{parts.scheme}://{parts.netloc.lower()}"
-    if origin not in {entry.lower() for entry in trusted if entry}:
+    origins = {base.origin}
+    for entry in trusted:
+        parsed = parse_url(entry) if "*" not in entry and "?" not in entry else None
+        if parsed is not None and parsed.protocol in ("http:", "https:"):
+            origins.add(parsed.origin)
+    if url.origin not in origins:
         raise ConfigError(
-            f"{key} is on {origin}, which is not trusted: add it to"
+            f"{key} is on {url.origin}, which is not trusted: add it to"
             " BETTER_AUTH_TRUSTED_ORIGINS (or use a path on BETTER_AUTH_BASE_URL)."
         )
     return value
+
+
+def _base_url(value: Any, *, testing: bool) -> str:
+    """``BETTER_AUTH_BASE_URL``, normalised: every link and the implicit trusted origin come
+    from it, never from the request's ``Host`` (which a client chooses)."""
+    if not value:
+        if testing:
+            return "http://localhost"
+        raise ConfigError(
+            "BETTER_AUTH_BASE_URL is not set: set it to your site's public URL, e.g."
+            ' BETTER_AUTH_BASE_URL = "https://example.com" (or FLASK_BETTER_AUTH_BASE_URL in'
+            " the environment). Links in emails and the trusted origin are built from it."
+        )
+    url = parse_url(value) if isinstance(value, str) else None
+    if (
+        url is None
+        or url.protocol not in ("http:", "https:")
+        or url.username
+        or url.password
+        or url.search
+        or url.hash
+    ):
+        raise ConfigError(
+            f"BETTER_AUTH_BASE_URL must be an http(s) URL like https://example.com, not {value!r}."
+        )
+    return url.href.rstrip("/")
 
 
 __all__ = [

@@ -56,6 +56,7 @@ def bare_app(**config: Any) -> Flask:
         TESTING=True,
         SQLALCHEMY_DATABASE_URI="sqlite://",
         BETTER_AUTH_SECRET=SECRET,
+        BETTER_AUTH_BASE_URL=BASE,
         BETTER_AUTH_SCRYPT_N=1024,
     )
     app.config.update({k if k == "TESTING" else f"BETTER_AUTH_{k}": v for k, v in config.items()})
@@ -119,6 +120,33 @@ def dispose(*apps: Flask) -> None:
         ({"BASE_PATH": "/"}, "it cannot be '/'"),
         ({"BASE_PATH": "api/auth"}, "BETTER_AUTH_BASE_PATH must start with '/'"),
         ({"BASE_URL": "ftp://example.com"}, "BETTER_AUTH_BASE_URL must be an http(s) URL"),
+        ({"BASE_URL": "https://ex ample.com"}, "BETTER_AUTH_BASE_URL must be an http(s) URL"),
+        ({"BASE_URL": "https://u:p@example.com"}, "BETTER_AUTH_BASE_URL must be an http(s) URL"),
+        ({"BASE_URL": "https://example.com:99999"}, "BETTER_AUTH_BASE_URL must be an http(s)"),
+        (
+            {"TESTING": False, "BASE_URL": None, "SCRYPT_N": 16384},
+            "BETTER_AUTH_BASE_URL is not set: set it to your site's public URL, e.g."
+            ' BETTER_AUTH_BASE_URL = "https://example.com"',
+        ),
+        (
+            {"TRUSTED_ORIGINS": ["https://*.exa*mple.com\\"]},
+            "BETTER_AUTH_TRUSTED_ORIGINS entry 'https://*.exa*mple.com\\\\' is not an origin",
+        ),
+        (
+            {"TRUSTED_ORIGINS": ["example.com"]},
+            "BETTER_AUTH_TRUSTED_ORIGINS entry 'example.com' is not an origin or origin pattern:"
+            " an origin needs its scheme, e.g. https://example.com",
+        ),
+        (
+            {"TRUSTED_ORIGINS": ["https://example.com/app"]},
+            "an http(s) origin has no path",
+        ),
+        (
+            {"TRUSTED_ORIGINS": ["https://*.bü*.de"]},
+            "wildcards stand for whole ASCII labels",
+        ),
+        ({"TRUSTED_ORIGINS": ["*://example.com"]}, "no wildcards there"),
+        ({"CORS_ORIGINS": ["https://*.example.com:80x"]}, "the port must be digits or *"),
         (
             {"CORS_ORIGINS": ["*"]},
             "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while BETTER_AUTH_CORS_ALLOW_CREDENTIALS",

@@ -328,6 +328,7 @@ def test_enabled_default(
         DEBUG=debug,
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'x.sqlite'}",
         BETTER_AUTH_SECRET="s" * 40,
+        BETTER_AUTH_BASE_URL="http://localhost",
         BETTER_AUTH_RATE_LIMIT_ENABLED=enabled,
     )
     BetterAuth(app)

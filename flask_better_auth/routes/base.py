@@ -50,9 +50,13 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def auth_url() -> str:
-    """The full URL of the auth routes (base URL + base path), for links in emails."""
+    """The full URL of the auth routes (base URL + base path), for links in emails.
+
+    Only ever from ``BETTER_AUTH_BASE_URL``: the request's ``Host`` or ``X-Forwarded-Host`` is
+    the client's to choose, and a reset link pointing at an attacker's host leaks the token.
+    """
     conf = settings()
-    return (conf.base_url or request.host_url.rstrip("/")) + conf.base_path
+    return conf.base_url + conf.base_path
 
 
 def require_session(level: AuthLevel = "session") -> tuple[Session, User]:
