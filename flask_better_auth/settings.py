@@ -404,7 +404,8 @@ def _reset_password_page(value: Any, base_url: str, trusted: tuple[str, ...]) ->
     key = "BETTER_AUTH_RESET_PASSWORD_PAGE"
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a path like '/reset-password' or a URL, not {value!r}.")
-    url = parse_url(value, base_url)
+    # Only a path is read against the base URL; anything else must be absolute on its own.
+    url = parse_url(value, base_url) if value.startswith("/") else parse_url(value)
     base = parse_url(base_url)
     if url is None or base is None or _CONTROL.search(value) or "\\" in value:
         raise ConfigError(f"{key} must be a path like '/reset-password' or a URL, not {value!r}.")
@@ -412,7 +413,7 @@ def _reset_password_page(value: Any, base_url: str, trusted: tuple[str, ...]) ->
         if value.startswith("//") or url.origin != base.origin:
             raise ConfigError(f"{key} must be a path like '/reset-password', not {value!r}.")
         return value
-    if url.protocol not in ("http:", "https:") or not url.hostname:
+    if url.protocol not in ("http:", "https:") or not url.hostname or url.username or url.password:
         raise ConfigError(
             f"{key} must be a path like '/reset-password' or an http(s) URL, not {value!r}."
         )
