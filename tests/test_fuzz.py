@@ -605,12 +605,18 @@ class Actor:
         self.users = 0
         self.user_id = ""
         self.token = ""
+        self.stale = True  # the last request may have ended the session
 
-    def headers(self) -> dict[str, str]:
+    def ensure(self) -> bool:
+        """Make sure the session is alive; whether rows were written for that."""
+        if not self.stale:
+            return False
+        self.stale = False
         with self.app.app_context():
             db = self.app.extensions["better_auth"].db
-            alive = db.session.execute(select(Session).filter_by(token=self.token)).first()
-            if alive is None and self.user_id and db.session.get(User, self.user_id):
+            if db.session.execute(select(Session).filter_by(token=self.token)).first():
+                return False
+            if self.user_id and db.session.get(User, self.user_id) is not None:
                 now = datetime.now(UTC).replace(microsecond=0)
                 self.token = secrets.token_hex(16)
                 db.session.add(
@@ -626,37 +632,37 @@ class Actor:
                     )
                 )
                 db.session.commit()
-                alive = True
-        if alive is None:
-            self.users += 1
-            response = self.client.post(
-                f"{AUTH}/sign-up/email",
-                json={
-                    "name": "Actor",
-                    "email": f"actor{self.users}@example.com",
-                    "password": PASSWORD,
-                },
-                headers={"Origin": BASE},
-            )
-            assert response.status_code == 200, response.get_data(as_text=True)
-            self.user_id, self.token = (
-                response.get_json()["user"]["id"],
-                response.get_json()["token"],
-            )
-        cookie = quote(f"{self.token}.{hmac_signature(SECRET, self.token)}", safe="")
-        return {"Cookie": f"better-auth.session-token={cookie}"}
+                return True
+        self.users += 1
+        body = {"name": "Actor", "email": f"actor{self.users}@example.com", "password": PASSWORD}
+        response = self.client.post(f"{AUTH}/sign-up/email", json=body, headers={"Origin": BASE})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        self.user_id, self.token = response.get_json()["user"]["id"], response.get_json()["token"]
+        return True
+
+    def cookie(self) -> dict[str, str]:
+        value = quote(f"{self.token}.{hmac_signature(SECRET, self.token)}", safe="")
+        return {"Cookie": f"better-auth.session-token={value}"}
 
 
-def _snapshot(app: Flask) -> list[list[tuple[Any, ...]]]:
-    """Every row of every table (a bad request must leave them all as they were)."""
-    with app.app_context():
-        db = app.extensions["better_auth"].db
-        tables = [
-            sorted(map(tuple, db.session.execute(table.select()).all()), key=repr)
-            for table in metadata.sorted_tables
-        ]
-        db.session.remove()
-    return tables
+class BadBodyTarget:
+    """The app, its signed-in actor, and the rows of every table as last seen (a refused
+    request must leave them all as they were)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.actor = Actor(app)
+        self.tables: list[list[tuple[Any, ...]]] | None = None  # None: changed since
+
+    def snapshot(self) -> list[list[tuple[Any, ...]]]:
+        with self.app.app_context():
+            db = self.app.extensions["better_auth"].db
+            tables = [
+                sorted(map(tuple, db.session.execute(table.select()).all()), key=repr)
+                for table in metadata.sorted_tables
+            ]
+            db.session.remove()
+        return tables
 
 
 #: The code-less error bodies Better Auth documents (``APIError.fromStatus(status, {message})``).
@@ -700,27 +706,34 @@ def _expected(route: str, kind: str, signed_in: bool) -> tuple[int, str | None] 
     return 200, None  # the revoke routes ignore the body
 
 
-def _send_bad_body(app: Flask, actor: Actor | None, route: str, case: BadBody) -> None:
+def _send_bad_body(target: BadBodyTarget, signed_in: bool, route: str, case: BadBody) -> None:
     headers = {"Origin": BASE}
     if case.content_type is not None:
         headers["Content-Type"] = case.content_type
-    if actor is not None:
-        headers.update(actor.headers())
-    before = _snapshot(app)
-    response = app.test_client(use_cookies=False).post(route, data=case.raw, headers=headers)
-    where = f"POST {route} {case.kind}: {case.label} ({'signed in' if actor else 'anonymous'})"
+    if signed_in:
+        if target.actor.ensure():
+            target.tables = None
+        headers.update(target.actor.cookie())
+    if target.tables is None:
+        target.tables = target.snapshot()
+    response = target.app.test_client(use_cookies=False).post(route, data=case.raw, headers=headers)
+    where = f"POST {route} {case.kind}: {case.label} ({'signed in' if signed_in else 'anonymous'})"
     status, data = response.status_code, response.get_data()
+    if signed_in:  # only a success (or a 401: the session is gone) can have ended the session
+        target.actor.stale = status < 300 or status == 401
     assert status < 500, (where, status, data[:300])
-    expected = _expected(route, case.kind, actor is not None)
+    expected = _expected(route, case.kind, signed_in)
     if expected is not None:
         assert status == expected[0], (where, status, data[:300])
     if 200 <= status < 300:
+        target.tables = None
         assert response.mimetype == JSON, where
         json.loads(data)
         return
     assert 400 <= status < 500, (where, status)
     # A refused request leaves every row as it was: nothing half-written.
-    assert _snapshot(app) == before, where
+    before, target.tables = target.tables, target.snapshot()
+    assert target.tables == before, where
     if not data:
         assert status == 404 and "Content-Type" not in response.headers, where
         code = None
@@ -783,11 +796,11 @@ def pin_every_route_and_kind(kinds: tuple[str, ...]) -> Callable[[Any], Any]:
 
 
 @pytest.fixture
-def bad_body_app(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, Actor]]:
+def bad_body_app(request: pytest.FixtureRequest) -> Iterator[BadBodyTarget]:
     """The app and its signed-in actor, shared by the examples of one test."""
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     app = make_app(url, MAX_BODY_SIZE=MAX_BODY)
-    yield app, Actor(app)
+    yield BadBodyTarget(app)
     with app.app_context():
         app.extensions["better_auth"].db.session.remove()
         app.extensions["better_auth"].db.engine.dispose()
@@ -800,12 +813,11 @@ def bad_body_app(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, Actor]
     route=st.sampled_from(POST_ROUTES), case=bad_bodies(tuple(BAD_BODIES)), signed_in=st.booleans()
 )
 def test_bad_bodies(
-    bad_body_app: tuple[Flask, Actor], route: str, case: BadBody, signed_in: bool
+    bad_body_app: BadBodyTarget, route: str, case: BadBody, signed_in: bool
 ) -> None:
     """Every class of bad body on every POST route: a 4xx in Better Auth's shape (or a 2xx
     where the body is acceptable after all), never a 5xx, and nothing written on refusal."""
-    app, actor = bad_body_app
-    _send_bad_body(app, actor if signed_in else None, route, case)
+    _send_bad_body(bad_body_app, signed_in, route, case)
 
 
 @pytest.mark.parametrize("bad_body_app", ["postgres"], indirect=True)
@@ -813,9 +825,8 @@ def test_bad_bodies(
 @pin_every_route_and_kind(STORED)
 @given(route=st.sampled_from(POST_ROUTES), case=bad_bodies(STORED), signed_in=st.booleans())
 def test_bad_bodies_stored(
-    bad_body_app: tuple[Flask, Actor], route: str, case: BadBody, signed_in: bool
+    bad_body_app: BadBodyTarget, route: str, case: BadBody, signed_in: bool
 ) -> None:
     """The classes whose values reach the database, on PostgreSQL (which refuses NUL
     characters that SQLite stores)."""
-    app, actor = bad_body_app
-    _send_bad_body(app, actor if signed_in else None, route, case)
+    _send_bad_body(bad_body_app, signed_in, route, case)
