@@ -25,6 +25,7 @@ PostgreSQL for the bad bodies whose values reach the database.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -94,6 +95,12 @@ class Target:
     emails: Iterator[int]
     cookies: tuple[str, str]  # the session-token and "don't remember" cookie names
 
+    def __post_init__(self) -> None:
+        self.rule_strategies = {
+            group: st.sampled_from(rules) for group, rules in self.rules.items()
+        }
+        self.cookie_names = st.sampled_from([*self.cookies, "x"])
+
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
@@ -153,33 +160,59 @@ QUERY_NAMES = [
     "currentURL",
 ]
 origins = st.sampled_from([None, BASE, "null", "http://evil.example", "http://localhost:1"])
+# Strategies are built once, here or per route (cached): building one per draw made Hypothesis
+# re-validate it every time, a third of the fuzzer's run time.
+body_kinds = st.sampled_from(["none", "json", "fields", "raw"])
+content_types = (
+    st.just("application/json") | st.sampled_from(CONTENT_TYPES) | ascii_text | st.none()
+)
+raw_bodies = st.binary(max_size=200)
+queries = st.dictionaries(st.sampled_from(QUERY_NAMES) | ascii_text, any_text, max_size=3)
+header_names = st.sets(st.sampled_from(["Referer", "Sec-Fetch-Site", "User-Agent"]))
+header_values = st.sampled_from(["same-origin", "cross-site", BASE + "/x"])
+auths = st.sampled_from(
+    ["none", "cookie", "bearer", "signed-bearer", "tampered", "junk-cookie", "junk-bearer"]
+)
+cookie_values = ascii_text.filter(lambda v: ";" not in v)
+path_values = any_text.filter(bool)
+
+
+@functools.cache
+def _field_objects(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(st.sampled_from(names), json_values, max_size=len(names))
+
+
+@functools.cache
+def _methods(allowed: tuple[str, ...], any_method: bool) -> st.SearchStrategy[str]:
+    methods = st.sampled_from(allowed)
+    return methods | st.sampled_from(METHODS) if any_method else methods
 
 
 @st.composite
 def bodies(draw: st.DrawFn, names: tuple[str, ...]) -> tuple[bytes | None, str | None]:
     """A raw body and the Content-Type it is sent with."""
-    kind = draw(st.sampled_from(["none", "json", "fields", "raw"]))
-    content_type = draw(
-        st.just("application/json") | st.sampled_from(CONTENT_TYPES) | ascii_text | st.none()
-    )
+    kind = draw(body_kinds)
+    content_type = draw(content_types)
     if kind == "none":
         return None, content_type
     if kind == "raw":
-        return draw(st.binary(max_size=200)), content_type
-    if kind == "json":
-        value = draw(json_values)
-    else:
-        value = draw(st.dictionaries(st.sampled_from(names), json_values, max_size=len(names)))
+        return draw(raw_bodies), content_type
+    value = draw(json_values) if kind == "json" else draw(_field_objects(names))
     if content_type == "application/x-www-form-urlencoded" and isinstance(value, dict):
         flat = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
         return urlencode(flat).encode(), content_type
     return json.dumps(value).encode(), content_type
 
 
+@functools.cache
+def _bodies(names: tuple[str, ...]) -> st.SearchStrategy[tuple[bytes | None, str | None]]:
+    return bodies(names)
+
+
 def _path(draw: st.DrawFn, rule: Rule) -> str:
     def fill(match: re.Match[str]) -> str:
         converter = match.group(1) or ""
-        value = draw(any_text.filter(bool))
+        value = draw(path_values)
         slashes = converter not in ("", "default", "string")  # path-like: slashes allowed
         return quote(value, safe="/" if slashes else "")
 
@@ -198,31 +231,26 @@ class Req:
 
 @st.composite
 def requests(draw: st.DrawFn, target: Target, group: str) -> Req:
-    rule = draw(st.sampled_from(target.rules[group]))
-    allowed = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    rule = draw(target.rule_strategies[group])
+    allowed = tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
     # Any method on the auth routes (a wrong one is the router's 404); only the allowed ones
     # on the app's own routes (a wrong one there is Flask's 405 page, not ours).
-    methods = st.sampled_from(allowed)
-    method = draw(methods if group == "app" else methods | st.sampled_from(METHODS))
+    method = draw(_methods(allowed, group != "app"))
     names = target.fields.get(rule.rule) or target.all_fields
-    body, content_type = draw(bodies(names))
-    query = draw(st.dictionaries(st.sampled_from(QUERY_NAMES) | ascii_text, any_text, max_size=3))
+    body, content_type = draw(_bodies(names))
+    query = draw(queries)
     headers: dict[str, str] = {}
     if content_type is not None:
         headers["Content-Type"] = content_type
     origin = draw(origins)
     if origin is not None:
         headers["Origin"] = origin
-    for name in draw(st.sets(st.sampled_from(["Referer", "Sec-Fetch-Site", "User-Agent"]))):
-        headers[name] = draw(st.sampled_from(["same-origin", "cross-site", BASE + "/x"]))
-    auth = draw(
-        st.sampled_from(
-            ["none", "cookie", "bearer", "signed-bearer", "tampered", "junk-cookie", "junk-bearer"]
-        )
-    )
+    for name in draw(header_names):
+        headers[name] = draw(header_values)
+    auth = draw(auths)
     if auth == "junk-cookie":
-        name = draw(st.sampled_from([*target.cookies, "x"]))
-        headers["Cookie"] = f"{name}={draw(ascii_text.filter(lambda v: ';' not in v))}"
+        name = draw(target.cookie_names)
+        headers["Cookie"] = f"{name}={draw(cookie_values)}"
     elif auth == "junk-bearer":
         headers["Authorization"] = "Bearer " + draw(ascii_text)
     return Req(method, _path(draw, rule), query, body, headers, auth)
