@@ -711,6 +711,13 @@ PARSE_ERRORS = {
     "content-type": (415, "UNSUPPORTED_MEDIA_TYPE"),
     "invalid-json": (400, "BAD_REQUEST"),
 }
+MESSAGES = {  # the fixed ones (415's names the content type)
+    "PAYLOAD_TOO_LARGE": "Request body is too large",
+    "BAD_REQUEST": "Invalid JSON in request body",
+    "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED": (
+        "POST method requires deferSessionRefresh to be enabled in session config"
+    ),
+}
 #: Routes without a body schema (better-auth-1.7.md §2.7-2.9): a non-object body is not a
 #: validation error there.
 UNVALIDATED = {f"{AUTH}/revoke-sessions", f"{AUTH}/revoke-other-sessions", f"{AUTH}/update-user"}
@@ -777,6 +784,12 @@ def _send_bad_body(target: BadBodyTarget, signed_in: bool, route: str, case: Bad
             assert isinstance(body["message"], str) and body["message"], (where, body)
             assert re.fullmatch(r"[A-Z_]+", body["code"]), (where, body)
             code = body["code"]
+            if code in MESSAGES:
+                assert body["message"] == MESSAGES[code], (where, body)
+            elif code == "UNSUPPORTED_MEDIA_TYPE":
+                assert body["message"].endswith("Allowed types: application/json") or (
+                    body["message"].endswith("application/x-www-form-urlencoded, application/json")
+                ), (where, body)
     if expected is not None:
         assert code == expected[1], (where, status, data[:300])
 
