@@ -803,10 +803,15 @@ BAD_BODY_SETTINGS = settings(
 )
 
 
+_MEMBERS = {kind: st.sampled_from(members) for kind, members in BAD_BODIES.items()}
+_FIELD_NAMES = st.sampled_from(FIELDS)
+
+
 @st.composite
 def bad_bodies(draw: st.DrawFn, kinds: tuple[str, ...]) -> BadBody:
-    member = draw(st.sampled_from([m for kind in kinds for m in BAD_BODIES[kind]]))
-    return member.body(draw(st.sampled_from(FIELDS))) if isinstance(member, BadValue) else member
+    """A class (each as likely), a member of it, and a field for a bad value."""
+    member = draw(_MEMBERS[draw(st.sampled_from(kinds))])
+    return member.body(draw(_FIELD_NAMES)) if isinstance(member, BadValue) else member
 
 
 def pin_every_route_and_kind(kinds: tuple[str, ...]) -> Callable[[Any], Any]:
