@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -26,15 +29,33 @@ def test_js_hash_verifies_with_real_scrypt_parameters() -> None:
     assert not verify_password(PEER["passwordHash"], PEER["password"] + "x", n=SCRYPT_N)
 
 
+def _scrypt_hex(password: str, salt_hex: str, n: int) -> str:
+    """Better Auth's key derivation, written out with the standard library: NFKC password, the
+    salt's hex *string* as the salt, r=16, p=1, 64 bytes."""
+    password = unicodedata.normalize("NFKC", password)
+    key = hashlib.scrypt(
+        password.encode(), salt=salt_hex.encode(), n=n, r=16, p=1, dklen=64, maxmem=64 * 2**20
+    )
+    return key.hex()
+
+
+def test_js_hash_is_the_known_scrypt_vector() -> None:
+    salt, key = PEER["passwordHash"].split(":")
+    assert _scrypt_hex(PEER["password"], salt, SCRYPT_N) == key
+
+
 def test_our_hash_has_better_auths_format_and_round_trips() -> None:
     stored = hash_password("pässwörd-ﬁ", n=SCRYPT_N)
-    salt, _, key = stored.partition(":")
-    assert len(salt) == 32 and int(salt, 16) >= 0
-    assert len(key) == 128 and int(key, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{32}:[0-9a-f]{128}", stored), stored
+    salt, key = stored.split(":")
+    # The key is scrypt's over the salt as written, for the NFKC form ("ﬁ" ligature → "fi").
+    assert key == _scrypt_hex("pässwörd-fi", salt, SCRYPT_N)
     assert verify_password(stored, "pässwörd-ﬁ", n=SCRYPT_N)
     # NFKC: the "ﬁ" ligature and "fi" are the same password, as in Better Auth.
     assert verify_password(stored, "pässwörd-fi", n=SCRYPT_N)
     assert not verify_password(stored, "password", n=SCRYPT_N)
+    # A fresh random salt every time.
+    assert hash_password("pässwörd-ﬁ", n=1024).split(":")[0] != salt
 
 
 @pytest.mark.parametrize("bad", ["", "nocolon", ":", "zz:zz", "abc:"])

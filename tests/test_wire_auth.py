@@ -13,15 +13,13 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import BASE, ORIGIN, PASSWORD, SECRET, make_app, set_cookies, sign_in, sign_up
+from conftest import BASE, ORIGIN, PASSWORD, SECRET, set_cookies, sign_in, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -48,6 +46,8 @@ SESSION_KEYS = [
     "id",
 ]
 WEEK = 7 * 24 * 3600
+#: For the transport-level tests, answered before any database work: PostgreSQL adds nothing.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 EXPIRED = "Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax"
 
 
@@ -1029,13 +1029,7 @@ def test_trusted_origins_wildcards(bare: FlaskClient, origin: str, trusted: bool
 # Transport errors
 
 
-@pytest.mark.parametrize("route", ["/sign-in/email", "/sign-up/email", "/sign-out", "/update-user"])
-@pytest.mark.parametrize("raw", [b"{bad", b'{"email": NaN}', b"[1,", b'{"a":1,}', b"\xff\xfe"])
-def test_malformed_json(bare: FlaskClient, route: str, raw: bytes) -> None:
-    r = bare.post(f"{AUTH}{route}", data=raw, content_type="application/json", headers=ORIGIN)
-    assert_error(r, 400, "BAD_REQUEST", "Invalid JSON in request body")
-
-
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("route", "allowed"),
     [
@@ -1096,6 +1090,7 @@ def test_body_too_large(app: Flask, bare: FlaskClient) -> None:
     assert count(app, User) == 1
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -1114,6 +1109,7 @@ def test_unknown_route(bare: FlaskClient, method: str, path: str) -> None:
     assert "Content-Type" not in r.headers
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -1170,238 +1166,10 @@ def test_nul_characters_never_500(app: Flask, bare: FlaskClient, route: str, bod
     assert ordered(get_session(bare, **session_cookie_header(account.token)))["user"]
 
 
+@SQLITE_ONLY
 def test_ok(bare: FlaskClient) -> None:
     r = bare.get(f"{AUTH}/ok", headers=NODE)
     assert r.status_code == 200
     assert r.mimetype == "application/json"
     assert r.get_data() == b'{"ok":true}'
     assert_no_cookies(r)
-
-
-# --------------------------------------------------------------------------------------------
-# Robustness: every POST route, a battery of bad bodies, anonymous and signed in
-
-
-def _post_routes() -> list[str]:
-    app = make_app("sqlite://")
-    try:
-        return sorted(
-            re.sub(r"<[^>]+>", "x", rule.rule)
-            for rule in app.url_map.iter_rules()
-            if rule.rule.startswith(f"{AUTH}/") and "POST" in (rule.methods or ())
-        )
-    finally:
-        with app.app_context():
-            app.extensions["better_auth"].db.engine.dispose()
-
-
-POST_ROUTES = _post_routes()
-
-#: The code-less error bodies Better Auth documents (``APIError.fromStatus(status, {message})``).
-CODELESS = {
-    "No fields to update",
-    "Email is the same",
-    "Verification email isn't enabled",
-    "Too many requests. Please try again later.",
-}
-
-#: Every body field of the core routes (and of the password-reset / verification ones).
-FIELDS = [
-    "name",
-    "email",
-    "password",
-    "image",
-    "callbackURL",
-    "rememberMe",
-    "newPassword",
-    "currentPassword",
-    "revokeOtherSessions",
-    "token",
-    "redirectTo",
-]
-
-#: A body every route would accept, so one corrupted field reaches the deepest checks.
-BASE_BODY: dict[str, Any] = {
-    "name": "Robot",
-    "email": "robot@example.com",
-    "password": PASSWORD,
-    "image": None,
-    "callbackURL": "/cb",
-    "rememberMe": True,
-    "newPassword": PASSWORD,
-    "currentPassword": PASSWORD,
-    "revokeOtherSessions": False,
-    "token": "not-a-token",
-    "redirectTo": "/r",
-}
-
-
-JSON = "application/json"
-
-
-def _nested(depth: int) -> Any:
-    value: Any = "x"
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-BAD_VALUES: list[Any] = [
-    1.5,
-    True,
-    None,
-    ["robot@example.com"],
-    {"$ne": None},
-    "",
-    "a" * 100_000,
-    "nul\u0000in@example.com",
-    "lone\udfff@example.com",
-    "é😀\u202e\ufeff",
-    _nested(200),
-]
-
-RAW_BODIES: list[tuple[bytes, str]] = [
-    (b"", "application/json"),
-    (b"   ", "application/json"),
-    (b"null", "application/json"),
-    (b"[]", "application/json"),
-    (b'[{"email":"robot@example.com"}]', "application/json"),
-    (b'"a string"', "application/json"),
-    (b"42", "application/json"),
-    (b"true", "application/json"),
-    (b"NaN", "application/json"),
-    (b'{"password": NaN}', "application/json"),
-    (b'{"name": Infinity, "email": -Infinity}', "application/json"),
-    (b'{"name": 1e400}', "application/json"),
-    (b'{"name": ' + b"9" * 5000 + b"}", "application/json"),
-    (b"[" * 50_000 + b"]" * 50_000, "application/json"),
-    (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "application/json"),
-    (
-        b'{"name": "\\ud800", "email": "\\udc00@example.com", "password": "\\ud83d",'
-        b' "token": "\\udfff", "newPassword": "\\ud800\\ud800\\ud800\\ud800\\ud800"}',
-        "application/json",
-    ),
-    (b'{"name": "\xff"}', "application/json"),
-    (b'{"email":"robot@example.com","email":5}', "application/json"),
-    (b"email=robot%40example.com&password=correct-horse-1&name=R", FORM["Content-Type"]),
-    (b"email=%FF%FE&password=%00&name[]=1&name[]=2", FORM["Content-Type"]),
-    (b"rememberMe=true&email=robot%40example.com&password=x", FORM["Content-Type"]),
-    (b'{"email":"robot@example.com"}', "text/plain"),
-    (
-        b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--",
-        "multipart/form-data; boundary=b",
-    ),
-    (b'{"email":"robot@example.com"}', "application/vnd.api+json"),
-]
-
-
-class Actor:
-    """A signed-in device; when a request ended its session (sign-out, revoke, delete-user…)
-    the next request gets a fresh session row (or, if the user is gone, a new user)."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.client = app.test_client(use_cookies=False)
-        self.users = 0
-        self.user_id = ""
-        self.token = ""
-        self.stale = True
-
-    def ensure(self) -> None:
-        if not self.stale:
-            return
-        self.stale = False
-        with self.app.app_context():
-            db = self.app.extensions["better_auth"].db
-            if db.session.execute(select(Session).filter_by(token=self.token)).first():
-                return
-            if self.user_id and db.session.get(User, self.user_id) is not None:
-                now = datetime.now(UTC).replace(microsecond=0)
-                self.token = secrets.token_hex(16)
-                db.session.add(
-                    Session(
-                        id=secrets.token_hex(16),
-                        token=self.token,
-                        user_id=self.user_id,
-                        expires_at=now + timedelta(days=7),
-                        created_at=now,
-                        updated_at=now,
-                        ip_address="",
-                        user_agent="",
-                    )
-                )
-                db.session.commit()
-                return
-        self.users += 1
-        account = sign_up(self.client, f"actor{self.users}@example.com")
-        self.user_id, self.token = account.user["id"], account.token
-
-    def post(self, route: str, raw: bytes, content_type: str) -> Any:
-        self.ensure()
-        headers = {**ORIGIN, **session_cookie_header(self.token), "Content-Type": content_type}
-        response = self.client.post(route, data=raw, headers=headers)
-        # Only a success (or a 401: the session is gone) can have changed the session.
-        self.stale = response.status_code < 300 or response.status_code == 401
-        return response
-
-
-def assert_well_formed(response: Any, context: str) -> None:
-    status = response.status_code
-    data = response.get_data()
-    assert status < 500, context
-    if 200 <= status < 300:
-        assert response.mimetype == "application/json", context
-        json.loads(data)
-        return
-    if not data:
-        assert status == 404, context
-        return
-    assert response.mimetype == "application/json", context
-    body = json.loads(data)
-    assert isinstance(body, dict), context
-    if list(body) == ["message"]:
-        assert body["message"] in CODELESS, context
-        return
-    assert list(body) == ["message", "code"], context
-    assert isinstance(body["message"], str) and body["message"], context
-    assert isinstance(body["code"], str) and re.fullmatch(r"[A-Z_]+", body["code"]), context
-
-
-def _bodies() -> Iterator[tuple[str, bytes, str]]:
-    for raw, content_type in RAW_BODIES:
-        yield f"raw {raw[:60]!r} ({content_type})", raw, content_type
-    for value in BAD_VALUES:
-        label = repr(value)[:40]
-        for field in FIELDS:
-            yield f"{field} = {label} alone", json.dumps({field: value}).encode(), JSON
-            corrupted = json.dumps({**BASE_BODY, field: value}).encode()
-            yield f"{field} = {label} in a valid body", corrupted, JSON
-
-
-def test_post_routes_listed_from_url_map(app: Flask) -> None:
-    live = sorted(
-        re.sub(r"<[^>]+>", "x", rule.rule)
-        for rule in app.url_map.iter_rules()
-        if rule.rule.startswith(f"{AUTH}/") and "POST" in (rule.methods or ())
-    )
-    assert live == POST_ROUTES
-    for route in ("/sign-up/email", "/sign-in/email", "/sign-out", "/get-session"):
-        assert f"{AUTH}{route}" in POST_ROUTES
-
-
-@pytest.mark.parametrize("route", POST_ROUTES)
-@pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "signed-in"])
-def test_post_route_survives_bad_bodies(app: Flask, route: str, signed_in: bool) -> None:
-    actor = Actor(app)
-    anonymous = app.test_client(use_cookies=False)
-    checked = 0
-    for label, raw, content_type in _bodies():
-        if signed_in:
-            response = actor.post(route, raw, content_type)
-        else:
-            response = anonymous.post(
-                route, data=raw, headers={**ORIGIN, "Content-Type": content_type}
-            )
-        assert_well_formed(response, f"POST {route} {label}: {response.status_code}")
-        checked += 1
-    assert checked == len(RAW_BODIES) + len(BAD_VALUES) * 2 * len(FIELDS)
