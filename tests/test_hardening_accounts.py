@@ -1,0 +1,121 @@
+"""Issue #7, account points: emails, single-use links, no-store, password limits, reset timing,
+redirect bodies. Every test speaks HTTP, on SQLite and PostgreSQL (and Redis where it matters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ORIGIN, PASSWORD, make_app, sign_up
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from test_email_flows import (
+    AUTH,
+    Outbox,
+    get_session,
+)
+
+from flask_better_auth.models import User
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "mail" / "outbox.jsonl")
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, database_url: str, outbox: Outbox) -> Iterator[Flask]:
+    """conftest's app, mailing to the outbox (``@pytest.mark.settings`` may override that)."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = {"EMAIL_BACKEND": "outbox", "EMAIL_OUTBOX": str(outbox.path)}
+    overrides.update(marker.kwargs if marker else {})
+    app = make_app(database_url, **overrides)
+    yield app
+    with app.app_context():
+        app.extensions["better_auth"].db.session.remove()
+        app.extensions["better_auth"].db.engine.dispose()
+    secondary = app.extensions["better_auth"].secondary
+    if secondary is not None:
+        secondary.close()
+
+
+def user_count(app: Flask) -> int:
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        return int(db.session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+def assert_code(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["code"] == code
+
+
+# --------------------------------------------------------------------------------------------
+# 6. emails are validated as zod does: anchored, ASCII, no control character
+
+LOOK_ALIKES = [
+    "ann@example.com\n",  # Python's "$" matches before a final newline; JavaScript's does not
+    "ann@example.com\r\n",
+    "ann@example.com\x00",
+    "ann@example.com\t",
+    " ann@example.com",
+    "ann@example.com ",
+    "\u0430nn@example.com",  # Cyrillic a
+    "ann@ex\u0430mple.com",
+    "\uff41nn@example.com",  # fullwidth a
+    "ann@example.co\u1d0d",
+    "\u212aate@example.com",  # Kelvin sign: lower-cases to an ASCII "k"
+    "ann\u200b@example.com",  # zero-width space
+]
+
+
+@pytest.mark.parametrize("email", LOOK_ALIKES, ids=repr)
+def test_sign_up_refuses_look_alike_emails(app: Flask, client: FlaskClient, email: str):
+    sign_up(client, "ann@example.com")
+    sign_up(client, "kate@example.com")
+    fresh = app.test_client()
+    response = fresh.post(
+        f"{AUTH}/sign-up/email",
+        json={"name": "Eve", "email": email, "password": PASSWORD},
+        headers=ORIGIN,
+    )
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "message": "[body.email] Invalid email address",
+        "code": "VALIDATION_ERROR",
+    }
+    assert user_count(app) == 2
+
+
+@pytest.mark.parametrize("email", LOOK_ALIKES[:4], ids=repr)
+def test_other_routes_refuse_emails_with_control_characters(
+    app: Flask, client: FlaskClient, email: str
+):
+    account = sign_up(client, "ann@example.com")
+    response = client.post(
+        f"{AUTH}/sign-in/email", json={"email": email, "password": PASSWORD}, headers=ORIGIN
+    )
+    assert_code(response, 400, "INVALID_EMAIL")
+    for path, body in (
+        ("request-password-reset", {"email": email}),
+        ("send-verification-email", {"email": email}),
+        ("change-email", {"newEmail": email.replace("ann", "bob")}),
+    ):
+        response = client.post(f"{AUTH}/{path}", json=body, headers=ORIGIN)
+        assert_code(response, 400, "VALIDATION_ERROR")
+    assert get_session(client)["user"]["email"] == account.email
+
+
+def test_emails_differing_in_case_are_one_account(app: Flask, client: FlaskClient):
+    sign_up(client, "Ann@Example.com")
+    response = app.test_client().post(
+        f"{AUTH}/sign-up/email",
+        json={"name": "Eve", "email": "ANN@EXAMPLE.COM", "password": PASSWORD},
+        headers=ORIGIN,
+    )
+    assert_code(response, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
+    assert user_count(app) == 1
