@@ -9,14 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORIGIN, PASSWORD, make_app, sign_up
+from conftest import BASE, ORIGIN, PASSWORD, make_app, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from test_email_flows import (
     AUTH,
+    NEW_PASSWORD,
     Outbox,
+    click,
     get_session,
+    redirected_to,
+    request_reset,
+    reset,
 )
 
 from flask_better_auth.models import User
@@ -119,3 +124,63 @@ def test_emails_differing_in_case_are_one_account(app: Flask, client: FlaskClien
     )
     assert_code(response, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
     assert user_count(app) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 21. every redirect of the auth routes: empty body, content-type application/json
+
+
+def assert_bare_redirect(response: Any) -> str:
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert response.get_data() == b""
+    assert response.headers["Content-Type"] == "application/json"
+    return redirected_to(response)
+
+
+CHANGE_EMAIL = {"CHANGE_EMAIL_ENABLED": True, "SEND_DELETE_ACCOUNT_VERIFICATION": True}
+
+
+@pytest.mark.settings(**CHANGE_EMAIL)
+def test_auth_redirects_have_an_empty_json_body(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    anonymous = app.test_client()
+    # The reset link, valid and not.
+    request_reset(anonymous, account.email, "/reset")
+    mail = outbox.one(kind="reset-password", to=account.email)
+    target = assert_bare_redirect(click(anonymous, mail["url"]))
+    assert target == f"{BASE}/reset?token={mail['token']}"
+    bogus = click(anonymous, f"{AUTH}/reset-password/bogus?callbackURL=%2Freset")
+    assert assert_bare_redirect(bogus) == f"{BASE}/reset?error=INVALID_TOKEN"
+    # Verification: success and failure.
+    client.post(
+        f"{AUTH}/send-verification-email",
+        json={"email": account.email, "callbackURL": "/done"},
+        headers=ORIGIN,
+    )
+    mail = outbox.one(kind="verification", to=account.email)
+    assert assert_bare_redirect(click(client, mail["url"])) == f"{BASE}/done"
+    broken = click(client, f"{AUTH}/verify-email?token=x.y.z&callbackURL=%2Fdone")
+    assert assert_bare_redirect(broken) == f"{BASE}/done?error=INVALID_TOKEN"
+    # Change of email (the new address verifies).
+    response = client.post(
+        f"{AUTH}/change-email",
+        json={"newEmail": "new@example.com", "callbackURL": "/changed"},
+        headers=ORIGIN,
+    )
+    assert response.get_json() == {"status": True}
+    mail = outbox.one(kind="verification", to="new@example.com")
+    assert assert_bare_redirect(click(client, mail["url"])) == f"{BASE}/changed"
+    # Deletion link.
+    response = client.post(f"{AUTH}/delete-user", json={"callbackURL": "/bye"}, headers=ORIGIN)
+    assert response.get_json()["message"] == "Verification email sent"
+    mail = outbox.one(kind="delete-account", to="new@example.com")
+    assert assert_bare_redirect(click(client, mail["url"])) == f"{BASE}/bye"
+    assert user_count(app) == 0
+
+
+def test_a_redirect_target_is_written_as_a_uri(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    request_reset(client, account.email, "/r\u00e9initialiser")
+    mail = outbox.one(kind="reset-password", to=account.email)
+    target = assert_bare_redirect(click(client, mail["url"]))
+    assert target == f"{BASE}/r%C3%A9initialiser?token={mail['token']}"

@@ -18,6 +18,7 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
+from werkzeug.urls import iri_to_uri
 
 from ..context import auth_context, resolve_session
 from ..decorators import require_fresh
@@ -123,6 +124,18 @@ def empty_response(status: int) -> Response:
     return response
 
 
+def redirect_response(location: str, status: int = 302) -> Response:
+    """A redirect as Better Auth's router answers one: ``Location``, an empty body and
+    ``content-type: application/json`` (not Flask's HTML "Redirecting…" page).
+
+    The target is written as a URI (non-ASCII and control characters percent-encoded), so no
+    value can break the header.
+    """
+    response = Response(b"", status=status, mimetype="application/json")
+    response.headers["Location"] = iri_to_uri(location)
+    return response
+
+
 class _RestOfPath(PathConverter):
     """Whatever follows the base path: ``path`` would stop at a newline or a leading slash."""
 
@@ -200,6 +213,7 @@ __all__ = [
     "empty_response",
     "endpoint",
     "json_response",
+    "redirect_response",
     "require_session",
     "settings",
 ]

@@ -6,7 +6,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from flask import redirect, request
+from flask import request
 from sqlalchemy import select
 
 from ..context import auth_context, create_session, resolve_session
@@ -18,7 +18,7 @@ from ..signals import email_verified
 from ..state import app_object, state
 from ..store import commit, db_session, user_by_email, user_changed, user_row
 from ..tokens import sign_jwt, verify_jwt
-from .base import auth_url, endpoint, require_session, settings
+from .base import auth_url, endpoint, redirect_response, require_session, settings
 
 #: The anonymous answer takes at least this long, whether or not a mail went out.
 ANONYMOUS_FLOOR_SECONDS = 0.5
@@ -44,12 +44,12 @@ def send_verification(user: User, callback_url: str | None, *, to: str | None = 
 def _fail(callback_url: str | None, code: str) -> Any:
     if callback_url:
         separator = "&" if "?" in callback_url else "?"
-        return redirect(f"{callback_url}{separator}error={code}", code=302)
+        return redirect_response(f"{callback_url}{separator}error={code}")
     raise AuthError(401, code)
 
 
 def _done(callback_url: str | None, body: dict[str, Any]) -> Any:
-    return redirect(callback_url, code=302) if callback_url else body
+    return redirect_response(callback_url) if callback_url else body
 
 
 @endpoint("/verify-email", methods=("GET",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from flask import redirect, request
+from flask import request
 
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
@@ -24,7 +24,7 @@ from ..store import (
     set_password,
     user_by_email,
 )
-from .base import auth_url, endpoint, settings
+from .base import auth_url, endpoint, redirect_response, settings
 from .password import check_length
 
 RESET_MESSAGE = "If this email exists in our system, check your email for the reset link"
@@ -80,7 +80,7 @@ def reset_password_link(body: Any, token: str) -> Any:
     target = urljoin(f"{auth_url()}/", callback_url) if callback_url else auth_url()
     valid = find_verification(_identifier(token)) is not None
     params = {"token": token} if valid else {"error": "INVALID_TOKEN"}
-    return redirect(_with_query(target, **params), code=302)
+    return redirect_response(_with_query(target, **params))
 
 
 RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
