@@ -5,6 +5,7 @@ redirect bodies. Every test speaks HTTP, on SQLite and PostgreSQL (and Redis whe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from conftest import BASE, ORIGIN, PASSWORD, make_app, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from test_email_flows import (
     AUTH,
     NEW_PASSWORD,
@@ -24,7 +25,7 @@ from test_email_flows import (
     reset,
 )
 
-from flask_better_auth.models import User
+from flask_better_auth.models import Session, User, utcnow
 
 
 @pytest.fixture
@@ -184,3 +185,87 @@ def test_a_redirect_target_is_written_as_a_uri(app: Flask, client: FlaskClient, 
     mail = outbox.one(kind="reset-password", to=account.email)
     target = assert_bare_redirect(click(client, mail["url"]))
     assert target == f"{BASE}/r%C3%A9initialiser?token={mail['token']}"
+
+
+# --------------------------------------------------------------------------------------------
+# 10. answers carrying a session token or a session list are never cached
+
+
+def assert_no_store(response: Any) -> None:
+    assert response.status_code in (200, 302), response.get_data(as_text=True)
+    assert response.headers.get("Cache-Control") == "no-store", dict(response.headers)
+    assert response.headers.get("Pragma") == "no-cache"
+
+
+@pytest.mark.settings(AUTO_SIGN_IN_AFTER_VERIFICATION=True)
+def test_session_carrying_answers_are_not_cached(app: Flask, outbox: Outbox):
+    client = app.test_client()
+    body = {"name": "Ann", "email": "ann@example.com", "password": PASSWORD}
+    assert_no_store(client.post(f"{AUTH}/sign-up/email", json=body, headers=ORIGIN))
+    credentials = {"email": "ann@example.com", "password": PASSWORD}
+    assert_no_store(client.post(f"{AUTH}/sign-in/email", json=credentials, headers=ORIGIN))
+    signed_in = client.post(
+        f"{AUTH}/sign-in/email", json={**credentials, "callbackURL": "/home"}, headers=ORIGIN
+    )
+    assert_no_store(signed_in)
+    assert signed_in.headers["Location"] == "/home"
+    assert_no_store(client.get(f"{AUTH}/get-session"))
+    assert_no_store(client.get(f"{AUTH}/list-sessions"))
+    assert_no_store(client.post(f"{AUTH}/update-user", json={"name": "Anna"}, headers=ORIGIN))
+    for revoke in (False, True):
+        change = client.post(
+            f"{AUTH}/change-password",
+            json={
+                "currentPassword": PASSWORD,
+                "newPassword": PASSWORD,
+                "revokeOtherSessions": revoke,
+            },
+            headers=ORIGIN,
+        )
+        assert_no_store(change)
+        assert (change.get_json()["token"] is not None) is revoke
+    # A Bearer client gets its token in set-auth-token: not cached either.
+    bearer = app.test_client()
+    response = bearer.post(f"{AUTH}/sign-in/email", json=credentials, headers=ORIGIN)
+    token = response.headers["set-auth-token"]
+    assert_no_store(response)
+    listed = bearer.get(f"{AUTH}/list-sessions", headers={"Authorization": f"Bearer {token}"})
+    assert_no_store(listed)
+    assert len(listed.get_json()) == 2  # revokeOtherSessions left one, then this one
+
+    # A verification link that signs in; the reset link (a token in Location).
+    anonymous = app.test_client()
+    anonymous.post(
+        f"{AUTH}/send-verification-email", json={"email": "ann@example.com"}, headers=ORIGIN
+    )
+    mail = outbox.one(kind="verification", to="ann@example.com")
+    verified = click(anonymous, mail["url"])
+    assert "better-auth.session-token" in verified.headers.get("Set-Cookie", "")
+    assert_no_store(verified)
+    request_reset(anonymous, "ann@example.com", "/reset")
+    mail = outbox.one(kind="reset-password", to="ann@example.com")
+    assert_no_store(click(anonymous, mail["url"]))
+
+
+@pytest.mark.settings(REQUIRE_EMAIL_VERIFICATION=True)
+def test_generic_sign_up_answers_have_the_same_headers(app: Flask, outbox: Outbox):
+    body = {"name": "Ann", "email": "ann@example.com", "password": PASSWORD}
+    first = app.test_client().post(f"{AUTH}/sign-up/email", json=body, headers=ORIGIN)
+    again = app.test_client().post(f"{AUTH}/sign-up/email", json=body, headers=ORIGIN)
+    assert_no_store(first)
+    assert sorted(first.headers.keys()) == sorted(again.headers.keys())
+
+
+def test_a_refreshed_session_cookie_is_not_cached_on_app_routes(app: Flask, client: FlaskClient):
+    sign_up(client)
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        # Due for its sliding refresh: the app's own page re-issues the cookie.
+        db.session.execute(update(Session).values(expires_at=utcnow() + timedelta(days=2)))
+        db.session.commit()
+    page = client.get("/api/open")
+    assert page.get_json() == {"signed_in": True}
+    assert "better-auth.session-token=" in page.headers["Set-Cookie"]
+    assert_no_store(page)
+    # Nothing written, nothing forbidden: the app's own caching rules stand.
+    assert "Cache-Control" not in client.get("/api/open").headers

@@ -40,6 +40,10 @@ bp = Blueprint(
 
 AuthLevel = Literal["session", "sensitive", "fresh"] | None
 
+#: Headers of an answer no cache may keep: one carrying a session token, session list or a
+#: one-time token (Better Auth sends them on get-session; we send them on every such answer).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response as JavaScript writes it: compact, key order kept, ``null`` allowed."""
@@ -129,9 +133,9 @@ def redirect_response(location: str, status: int = 302) -> Response:
     ``content-type: application/json`` (not Flask's HTML "Redirecting…" page).
 
     The target is written as a URI (non-ASCII and control characters percent-encoded), so no
-    value can break the header.
+    value can break the header. Never cached: the target may carry a token.
     """
-    response = Response(b"", status=status, mimetype="application/json")
+    response = Response(b"", status=status, mimetype="application/json", headers=NO_STORE)
     response.headers["Location"] = iri_to_uri(location)
     return response
 
@@ -208,6 +212,7 @@ def _rollback() -> None:
 
 
 __all__ = [
+    "NO_STORE",
     "auth_url",
     "bp",
     "empty_response",

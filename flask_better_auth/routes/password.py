@@ -12,7 +12,7 @@ from ..settings import AuthSettings
 from ..signals import session_revoked
 from ..state import app_object
 from ..store import commit, credential_account, db_session, delete_sessions, set_password
-from .base import endpoint, require_session, settings
+from .base import NO_STORE, endpoint, json_response, require_session, settings
 
 
 def js_length(text: str) -> int:
@@ -75,7 +75,7 @@ def change_password(body: dict[str, Any]) -> Any:
             user_id=user.id,
             tokens=None,
         )
-    return {"token": token, "user": user.to_json()}
+    return json_response({"token": token, "user": user.to_json()}, headers=NO_STORE)
 
 
 @endpoint("/verify-password", fields=(Field("password", required=True),), auth="sensitive")

@@ -11,7 +11,7 @@ from ..schemas import Field, is_email
 from ..signals import user_signed_in
 from ..state import app_object, state
 from ..store import commit, credential_account, user_by_email
-from .base import endpoint, json_response, settings
+from .base import NO_STORE, endpoint, json_response, settings
 from .email_verification import send_verification
 from .password import js_length
 
@@ -60,4 +60,4 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     if callback:
         data["url"] = callback
     data["user"] = user.to_json()
-    return json_response(data, headers={"Location": callback} if callback else None)
+    return json_response(data, headers={**NO_STORE, "Location": callback} if callback else NO_STORE)
