@@ -24,6 +24,7 @@ from test_email_flows import (
     request_reset,
     reset,
 )
+from test_secondary_storage import prefix, redis_url  # noqa: F401 (fixtures)
 
 from flask_better_auth.models import Session, User, utcnow
 
@@ -269,3 +270,138 @@ def test_a_refreshed_session_cookie_is_not_cached_on_app_routes(app: Flask, clie
     assert_no_store(page)
     # Nothing written, nothing forbidden: the app's own caching rules stand.
     assert "Cache-Control" not in client.get("/api/open").headers
+
+
+# --------------------------------------------------------------------------------------------
+# 11. the maximum password length holds wherever a password is hashed or verified
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the password hashes run (the real function still runs)."""
+    from flask_better_auth import crypto
+
+    calls: list[int] = []
+    real = crypto._scrypt
+
+    def counting(password: str, salt_hex: str, n: int) -> bytes:
+        calls.append(len(password))
+        return real(password, salt_hex, n)
+
+    monkeypatch.setattr(crypto, "_scrypt", counting)
+    return calls
+
+
+LONG = "x" * 129
+#: Eight characters as typed, 144 once NFKC-normalised (U+FDFA expands to 18): what is hashed.
+EXPANDING = "\ufdfa" * 8
+
+
+@pytest.mark.parametrize("password", [LONG, EXPANDING], ids=["129", "nfkc-144"])
+def test_too_long_passwords_are_refused_before_hashing(
+    app: Flask, client: FlaskClient, outbox: Outbox, scrypt_calls: list[int], password: str
+):
+    account = sign_up(client)
+    request_reset(client, account.email)
+    token = outbox.one(kind="reset-password", to=account.email)["token"]
+    scrypt_calls.clear()
+    body = {"name": "Eve", "email": "eve@example.com", "password": password}
+    attempts = [
+        ("sign-up/email", body),
+        ("sign-in/email", {"email": account.email, "password": password}),
+        ("verify-password", {"password": password}),
+        ("delete-user", {"password": password}),
+        ("change-password", {"currentPassword": password, "newPassword": NEW_PASSWORD}),
+        ("change-password", {"currentPassword": PASSWORD, "newPassword": password}),
+        ("reset-password", {"token": token, "newPassword": password}),
+    ]
+    for path, body in attempts:
+        response = client.post(f"{AUTH}/{path}", json=body, headers=ORIGIN)
+        assert response.get_json() == {
+            "message": "Password too long",
+            "code": "PASSWORD_TOO_LONG",
+        }, path
+        assert response.status_code == 400
+    assert scrypt_calls == []
+    # Nothing happened: the user, the password and the reset token are all still there.
+    assert get_session(client)["user"]["id"] == account.user["id"]
+    assert reset(client, token).get_json() == {"status": True}
+
+
+def test_the_longest_password_is_accepted(app: Flask, client: FlaskClient):
+    longest = "\u00e9" * 128  # 128 as typed and once normalised
+    sign_up(client, password=longest)
+    response = client.post(f"{AUTH}/verify-password", json={"password": longest}, headers=ORIGIN)
+    assert response.get_json() == {"status": True}
+
+
+STORAGES = {
+    "database": {},
+    "redis-and-database": {"VERIFICATION_STORE_IN_DATABASE": True},
+    "redis-only": {"VERIFICATION_STORE_IN_DATABASE": False},
+}
+
+
+@pytest.fixture(params=list(STORAGES))
+def storage_app(
+    request: pytest.FixtureRequest, database_url: str, outbox: Outbox
+) -> Iterator[Flask]:
+    settings: dict[str, Any] = {"EMAIL_BACKEND": "outbox", "EMAIL_OUTBOX": str(outbox.path)}
+    if request.param != "database":
+        settings["SECONDARY_STORAGE_URL"] = request.getfixturevalue("redis_url")
+        settings["SECONDARY_STORAGE_PREFIX"] = request.getfixturevalue("prefix")
+        settings.update(STORAGES[request.param])
+    app = make_app(database_url, **settings)
+    yield app
+    with app.app_context():
+        app.extensions["better_auth"].db.session.remove()
+        app.extensions["better_auth"].db.engine.dispose()
+    if app.extensions["better_auth"].secondary is not None:
+        app.extensions["better_auth"].secondary.close()
+
+
+def reset_tokens(client: FlaskClient, outbox: Outbox, address: str, count: int) -> list[str]:
+    tokens = []
+    for _ in range(count):
+        assert request_reset(client, address).status_code == 200
+        tokens.append(outbox.one(kind="reset-password", to=address)["token"])
+    return tokens
+
+
+def assert_token_dead(client: FlaskClient, token: str) -> None:
+    link = client.get(f"{AUTH}/reset-password/{token}?callbackURL=%2Freset")
+    assert redirected_to(link) == f"{BASE}/reset?error=INVALID_TOKEN"
+    assert_code(reset(client, token), 400, "INVALID_TOKEN")
+
+
+def test_a_new_password_ends_the_other_reset_tokens(storage_app: Flask, outbox: Outbox):
+    ann, bob = storage_app.test_client(), storage_app.test_client()
+    account = sign_up(ann)
+    other = sign_up(bob, "bob@example.com")
+    first, second, third = reset_tokens(ann, outbox, account.email, 3)
+    (bobs,) = reset_tokens(bob, outbox, other.email, 1)
+
+    assert reset(ann, second).get_json() == {"status": True}
+    assert_token_dead(ann, first)
+    assert_token_dead(ann, third)
+    # Another user's token is untouched.
+    link = bob.get(f"{AUTH}/reset-password/{bobs}?callbackURL=%2Freset")
+    assert redirected_to(link) == f"{BASE}/reset?token={bobs}"
+
+    # A change of password ends them too.
+    (fourth,) = reset_tokens(ann, outbox, account.email, 1)
+    signed_in = storage_app.test_client()
+    response = signed_in.post(
+        f"{AUTH}/sign-in/email",
+        json={"email": account.email, "password": NEW_PASSWORD},
+        headers=ORIGIN,
+    )
+    assert response.status_code == 200
+    response = signed_in.post(
+        f"{AUTH}/change-password",
+        json={"currentPassword": NEW_PASSWORD, "newPassword": PASSWORD},
+        headers=ORIGIN,
+    )
+    assert response.status_code == 200
+    assert_token_dead(ann, fourth)
+    assert reset(bob, bobs).get_json() == {"status": True}

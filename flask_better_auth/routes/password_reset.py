@@ -88,7 +88,8 @@ RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
 
 @endpoint("/reset-password", fields=RESET_FIELDS)
 def reset_password(body: dict[str, Any]) -> Any:
-    """Set a new password with a reset token; the token works once (even under a race)."""
+    """Set a new password with a reset token; the token works once (even under a race), and
+    the user's other reset tokens die with it."""
     conf = settings()
     token = body.get("token") or request.args.get("token")
     if not token:
