@@ -4,6 +4,7 @@ redirect bodies. Every test speaks HTTP, on SQLite and PostgreSQL (and Redis whe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from conftest import BASE, ORIGIN, PASSWORD, make_app, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from test_email_flows import (
     AUTH,
     NEW_PASSWORD,
@@ -405,3 +406,166 @@ def test_a_new_password_ends_the_other_reset_tokens(storage_app: Flask, outbox: 
     assert response.status_code == 200
     assert_token_dead(ann, fourth)
     assert reset(bob, bobs).get_json() == {"status": True}
+
+
+# --------------------------------------------------------------------------------------------
+# 7. verification and change-of-email links work once; racing changes get a 4xx
+
+
+def send_verification(client: FlaskClient, address: str, **extra: Any) -> None:
+    response = client.post(
+        f"{AUTH}/send-verification-email", json={"email": address, **extra}, headers=ORIGIN
+    )
+    assert response.get_json() == {"status": True}
+
+
+def change_email(client: FlaskClient, new: str, **extra: Any) -> None:
+    response = client.post(f"{AUTH}/change-email", json={"newEmail": new, **extra}, headers=ORIGIN)
+    assert response.get_json() == {"status": True}
+
+
+def assert_invalid_token(response: Any) -> None:
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json() == {"message": "Invalid token", "code": "INVALID_TOKEN"}
+
+
+@pytest.mark.settings(AUTO_SIGN_IN_AFTER_VERIFICATION=True)
+def test_a_verification_link_works_once(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    send_verification(client, account.email)
+    first = outbox.one(kind="verification", to=account.email)
+    time.sleep(1.05)  # a JWT is the same within one second (iat): wait for a distinct one
+    send_verification(client, account.email)
+    second = outbox.one(kind="verification", to=account.email)
+    browser = app.test_client()
+    followed = click(browser, first["url"].replace("callbackURL=%2F", "callbackURL="))
+    assert followed.get_json() == {"status": True, "user": None}
+    assert get_session(browser)["user"]["emailVerified"] is True  # signed in by the link
+    # Replayed, in another browser: refused, and no session.
+    replay = app.test_client()
+    assert_invalid_token(click(replay, first["url"].replace("callbackURL=%2F", "callbackURL=")))
+    assert redirected_to(click(replay, first["url"])) == f"{BASE}/?error=INVALID_TOKEN"
+    assert get_session(replay) is None
+    # Another, unused link of the now verified address answers as Better Auth does, once.
+    assert redirected_to(click(replay, second["url"])) == f"{BASE}/"
+    assert get_session(replay) is None
+    assert redirected_to(click(replay, second["url"])) == f"{BASE}/?error=INVALID_TOKEN"
+
+
+CHANGE = {"CHANGE_EMAIL_ENABLED": True}
+
+
+@pytest.mark.settings(**CHANGE)
+def test_a_change_of_email_link_works_once_even_after_changing_back(
+    app: Flask, client: FlaskClient, outbox: Outbox
+):
+    account = sign_up(client)
+    change_email(client, "new@example.com")
+    to_new = outbox.one(kind="verification", to="new@example.com")
+    assert redirected_to(click(client, to_new["url"])) == f"{BASE}/"
+    change_email(client, account.email)
+    back = outbox.one(kind="verification", to=account.email)
+    assert redirected_to(click(client, back["url"])) == f"{BASE}/"
+    assert get_session(client)["user"]["email"] == account.email
+    # The first link's state holds again (the address is ann@ again): still spent.
+    assert redirected_to(click(client, to_new["url"])) == f"{BASE}/?error=INVALID_TOKEN"
+    assert get_session(client)["user"]["email"] == account.email
+
+
+@pytest.mark.settings(SEND_CHANGE_EMAIL_CONFIRMATION=True, **CHANGE)
+def test_a_confirmation_link_works_once(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    send_verification(client, account.email)
+    assert click(client, outbox.one(kind="verification", to=account.email)["url"])
+    change_email(client, "new@example.com")
+    confirmation = outbox.one(kind="change-email-confirmation", to=account.email)
+    assert redirected_to(click(client, confirmation["url"])) == f"{BASE}/"
+    outbox.one(kind="verification", to="new@example.com")
+    assert redirected_to(click(client, confirmation["url"])) == f"{BASE}/?error=INVALID_TOKEN"
+    outbox.nothing_new()
+
+
+@pytest.mark.settings(**CHANGE)
+def test_two_users_changing_to_one_address(app: Flask, outbox: Outbox):
+    ann, bob = app.test_client(), app.test_client()
+    sign_up(ann, "ann@example.com")
+    sign_up(bob, "bob@example.com")
+    change_email(ann, "new@example.com")
+    anns = outbox.one(kind="verification", to="new@example.com")
+    change_email(bob, "new@example.com")
+    bobs = outbox.one(kind="verification", to="new@example.com")
+    assert redirected_to(click(ann, anns["url"])) == f"{BASE}/"
+    assert redirected_to(click(bob, bobs["url"])) == f"{BASE}/?error=USER_ALREADY_EXISTS"
+    bare = click(bob, bobs["url"].replace("callbackURL=%2F", "callbackURL="))
+    assert bare.status_code == 422
+    assert bare.get_json() == {"message": "User already exists.", "code": "USER_ALREADY_EXISTS"}
+    assert get_session(bob)["user"]["email"] == "bob@example.com"
+
+
+@pytest.mark.settings(**CHANGE)
+def test_a_change_racing_another_accounts_change_is_a_4xx(app: Flask, outbox: Outbox):
+    """Bob's link is followed while Ann's change to the same address commits between Bob's
+    checks and his update: the unique index refuses Bob's, answered as a taken address."""
+    ann, bob = app.test_client(), app.test_client()
+    sign_up(ann, "ann@example.com")
+    sign_up(bob, "bob@example.com")
+    change_email(bob, "new@example.com")
+    bobs = outbox.one(kind="verification", to="new@example.com")
+    with app.app_context():
+        engine = app.extensions["better_auth"].db.engine
+    done: list[bool] = []
+
+    def meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE") and "SET email" in statement and not done:
+            done.append(True)
+            with engine.connect() as other:  # another request's transaction wins the race
+                other.execute(
+                    update(User)
+                    .where(User.email == "ann@example.com")
+                    .values(email="new@example.com")
+                )
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", meanwhile)
+    try:
+        response = click(bob, bobs["url"].replace("callbackURL=%2F", "callbackURL="))
+    finally:
+        event.remove(engine, "before_cursor_execute", meanwhile)
+    assert done == [True]
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["code"] == "USER_ALREADY_EXISTS"
+    assert get_session(bob)["user"]["email"] == "bob@example.com"
+    assert get_session(ann)["user"]["email"] == "new@example.com"
+
+
+@pytest.mark.settings(UPDATE_EMAIL_WITHOUT_VERIFICATION=True, **CHANGE)
+def test_a_direct_change_racing_another_account_is_answered_as_taken(app: Flask, outbox: Outbox):
+    ann, bob = app.test_client(), app.test_client()
+    sign_up(ann, "ann@example.com")
+    sign_up(bob, "bob@example.com")
+    with app.app_context():
+        engine = app.extensions["better_auth"].db.engine
+    done: list[bool] = []
+
+    def meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE") and "SET email" in statement and not done:
+            done.append(True)
+            with engine.connect() as other:
+                other.execute(
+                    update(User)
+                    .where(User.email == "ann@example.com")
+                    .values(email="new@example.com")
+                )
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", meanwhile)
+    try:
+        response = bob.post(
+            f"{AUTH}/change-email", json={"newEmail": "new@example.com"}, headers=ORIGIN
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", meanwhile)
+    assert done == [True]
+    assert response.status_code == 200
+    assert response.get_json() == {"status": True}
+    assert get_session(bob)["user"]["email"] == "bob@example.com"
