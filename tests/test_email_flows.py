@@ -563,9 +563,11 @@ def test_request_password_reset_known_and_unknown(app: Flask, client: FlaskClien
     assert mail["user_id"] == account.user["id"]
     assert re.fullmatch(r"[A-Za-z0-9]{24}", mail["token"])
     assert mail["url"] == f"{BASE}{AUTH}/reset-password/{mail['token']}?callbackURL=%2Freset"
-    (row,) = db_rows(app, Verification)
+    row, decoy = sorted(db_rows(app, Verification), key=lambda r: r.value != account.user["id"])
     assert row.identifier == f"reset-password:{mail['token']}"
     assert row.value == account.user["id"]
+    # The unknown address stored a decoy of the same shape (equal work), owned by no user.
+    assert decoy.identifier.startswith("reset-password:") and ID.match(decoy.value)
     lifetime = row.expires_at - datetime.now(UTC)
     assert timedelta(minutes=59) < lifetime <= timedelta(hours=1)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE, ORIGIN, PASSWORD, make_app, sign_up
+from conftest import BASE, ORIGIN, PASSWORD, make_app, queries, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select, update
@@ -569,3 +569,73 @@ def test_a_direct_change_racing_another_account_is_answered_as_taken(app: Flask,
     assert response.status_code == 200
     assert response.get_json() == {"status": True}
     assert get_session(bob)["user"]["email"] == "bob@example.com"
+
+
+# --------------------------------------------------------------------------------------------
+# 12. no enumeration by time: the same work for known and unknown addresses, mail afterwards
+
+
+def normalised(statements: list[str]) -> list[str]:
+    return [" ".join(statement.split()) for statement in statements]
+
+
+def test_reset_requests_run_the_same_statements(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    anonymous = app.test_client()
+    request_reset(anonymous, account.email)  # warm up (first-use reflection, caches)
+    request_reset(anonymous, "warm@example.com")
+    outbox.new()
+    with queries(app) as known:
+        assert request_reset(anonymous, account.email).status_code == 200
+    with queries(app) as unknown:
+        assert request_reset(anonymous, "nobody@example.com").status_code == 200
+    assert normalised(known) == normalised(unknown)
+    assert any(s.startswith("INSERT INTO verification") for s in normalised(known)), known
+    assert len(outbox.new()) == 1
+
+
+@pytest.mark.settings(REQUIRE_EMAIL_VERIFICATION=True)
+def test_anonymous_verification_requests_run_the_same_statements(app: Flask, outbox: Outbox):
+    client = app.test_client()
+    sign_up(client, "ann@example.com")
+    outbox.new()
+    anonymous = app.test_client()
+    with queries(app) as known:
+        send_verification(anonymous, "ann@example.com")
+    with queries(app) as unknown:
+        send_verification(anonymous, "nobody@example.com")
+    assert normalised(known) == normalised(unknown)
+    assert len(outbox.new()) == 1
+
+
+def test_mail_goes_out_after_the_response(app: Flask, client: FlaskClient, outbox: Outbox):
+    """Outside testing mode the message is delivered when the server closes the response
+    (after sending it); the test client closes it on ``close()``."""
+    account = sign_up(client)
+    app.testing = False
+    anonymous = app.test_client()
+    delivered = []
+    for address in (account.email, "nobody@example.com"):
+        response = anonymous.post(
+            f"{AUTH}/request-password-reset", json={"email": address}, headers=ORIGIN
+        )
+        assert response.status_code == 200
+        assert outbox.new() == []  # answered, nothing delivered yet
+        response.close()
+        delivered.append(outbox.new())
+    assert delivered[1] == []
+    (mail,) = delivered[0]  # rendered from the templates in a copy of the request context
+    assert mail["to"] == account.email and mail["kind"] == "reset-password"
+    assert mail["url"] in mail["text"]
+    assert reset(anonymous, mail["token"]).get_json() == {"status": True}
+
+
+def test_mail_outside_a_request_goes_out_at_once(app: Flask, client: FlaskClient, outbox: Outbox):
+    account = sign_up(client)
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        user = db.session.get(User, account.user["id"])
+        app.extensions["better_auth"].mailer.send(
+            "verification", user=user, url="http://localhost/x", token="x"
+        )
+    assert [m["to"] for m in outbox.new()] == [account.email]

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..context import auth_context, create_session, resolve_session
+from ..crypto import generate_id
 from ..errors import AuthError
 from ..models import User, utcnow
 from ..origin import check_redirect_target
@@ -59,11 +60,11 @@ def verification_link(claims: dict[str, Any], callback_url: str | None) -> tuple
     return url, token
 
 
-def send_verification(user: User, callback_url: str | None, *, to: str | None = None) -> bool:
-    """Email ``user`` (or ``to``) a link that verifies the address."""
+def send_verification(user: User, callback_url: str | None, *, to: str | None = None) -> None:
+    """Email ``user`` (or ``to``) a link that verifies the address (after the response)."""
     address = (to or user.email).lower()
     url, token = verification_link({"email": address, "userId": user.id}, callback_url)
-    return state().mailer.send("verification", user=user, url=url, token=token, to=address)
+    state().mailer.send("verification", user=user, url=url, token=token, to=address)
 
 
 def _fail(callback_url: str | None, code: str, status: int = 401) -> Any:
@@ -226,11 +227,15 @@ def send_verification_email(body: dict[str, Any]) -> Any:
     callback_url = body.get("callbackURL")
     resolved = resolve_session()
     if resolved is None:
+        # The same work whatever the address (the link is signed either way, the mail goes
+        # out after the response), then Better Auth's floor on top.
         started = time.monotonic()
         user = user_by_email(email)
         commit()
         if user is not None and not user.email_verified:
             send_verification(user, callback_url)
+        else:
+            verification_link({"email": email, "userId": generate_id()}, callback_url)
         remaining = ANONYMOUS_FLOOR_SECONDS - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)

@@ -39,23 +39,28 @@ REQUEST_FIELDS = (Field("email", "email", required=True), Field("redirectTo"))
 
 @endpoint("/request-password-reset", fields=REQUEST_FIELDS)
 def request_password_reset(body: dict[str, Any]) -> Any:
-    """Email a reset link when the address has an account; the answer is the same either way."""
+    """Email a reset link when the address has an account; the answer is the same either way.
+
+    Both cases do the same work before answering, so its timing does not tell either: an
+    unknown address stores a decoy token of the same shape (its value a random id that is no
+    user's, its token never sent, so it can never be used; it expires like any other), and
+    the mail goes out after the response.
+    """
     conf = settings()
     mailer = state().mailer
     if not mailer.can_send("reset-password"):
         raise AuthError(400, "RESET_PASSWORD_DISABLED", "Reset password isn't enabled")
     user = user_by_email(body["email"])
     token = generate_id(24)
-    if user is None:
-        commit()
-        return {"status": True, "message": RESET_MESSAGE}
+    owner = user.id if user is not None else generate_id()
     create_verification(
-        _identifier(token), user.id, utcnow() + conf.email.reset_password_token_expires_in
+        _identifier(token), owner, utcnow() + conf.email.reset_password_token_expires_in
     )
     commit()
     callback = quote(body.get("redirectTo") or "", safe="")
     url = f"{auth_url()}/reset-password/{token}?callbackURL={callback}"
-    mailer.send("reset-password", user=user, url=url, token=token)
+    if user is not None:
+        mailer.send("reset-password", user=user, url=url, token=token)
     return {"status": True, "message": RESET_MESSAGE}
 
 
