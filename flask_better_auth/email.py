@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flask import (
+    Flask,
     Response,
     after_this_request,
-    copy_current_request_context,
     current_app,
     g,
     has_request_context,
@@ -298,6 +298,9 @@ def backend_for(settings: EmailSettings) -> EmailBackend | None:
     return None
 
 
+_USER_FIELDS = ("id", "name", "email", "email_verified", "image", "created_at", "updated_at")
+
+
 def _addressed_to(user: User, email: str) -> User:
     """A detached copy of ``user`` with another address (never added to the database)."""
     return User(
@@ -357,19 +360,18 @@ class Mailer:
         """Hand one message over for delivery after the response (see :meth:`deliver`).
 
         In a request, the message is delivered once the response has been sent (the WSGI
-        server closes it), in this request's order; with ``app.testing``, when the response
-        is finalised (so a test reads the outbox right after the test client returns).
-        Outside a request (a CLI command, a job), it is delivered now.
+        server closes it), in this request's order, within an app context (no request
+        context); with ``app.testing``, when the response is finalised (so a test reads the
+        outbox right after the test client returns). Outside a request (a CLI command, a
+        job), it is delivered now.
+
+        What happens here before the answer is kept small and fixed (the unknown-address
+        paths skip it): rendering and delivery come after.
         """
-        # A detached copy: the request's database session is gone when the mail goes out.
+        # The user's values, not the row: the request's database session is gone by then.
+        values = {name: getattr(user, name) for name in _USER_FIELDS}
         job = partial(
-            self.deliver,
-            kind,
-            user=_addressed_to(user, user.email),
-            url=url,
-            token=token,
-            to=to,
-            new_email=new_email,
+            self._deliver_copy, kind, values, url=url, token=token, to=to, new_email=new_email
         )
         if not has_request_context():
             job()
@@ -379,6 +381,9 @@ class Mailer:
             pending = g._better_auth_mail = []
             after_this_request(partial(_hand_over, pending))
         pending.append(job)
+
+    def _deliver_copy(self, kind: str, values: dict[str, Any], **kwargs: Any) -> bool:
+        return self.deliver(kind, user=User(**values), **kwargs)
 
     def deliver(
         self,
@@ -424,11 +429,16 @@ def _deliver_all(jobs: list[Callable[[], bool]]) -> None:
         job()  # each logs its own failure
 
 
+def _deliver_in(app: Flask, jobs: list[Callable[[], bool]]) -> None:
+    with app.app_context():  # templates and callbacks see current_app as usual
+        _deliver_all(jobs)
+
+
 def _hand_over(jobs: list[Callable[[], bool]], response: Response) -> Response:
     """``after_this_request``: deliver the request's messages once the response is sent."""
-    if current_app.testing:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.testing:
         _deliver_all(jobs)
     else:
-        # Run in a copy of the request context: templates and callbacks see the app as usual.
-        response.call_on_close(copy_current_request_context(partial(_deliver_all, jobs)))
+        response.call_on_close(partial(_deliver_in, app, jobs))
     return response
