@@ -624,7 +624,7 @@ def test_mail_goes_out_after_the_response(app: Flask, client: FlaskClient, outbo
         response.close()
         delivered.append(outbox.new())
     assert delivered[1] == []
-    (mail,) = delivered[0]  # rendered from the templates in a copy of the request context
+    (mail,) = delivered[0]  # rendered from the templates in an app context
     assert mail["to"] == account.email and mail["kind"] == "reset-password"
     assert mail["url"] in mail["text"]
     assert reset(anonymous, mail["token"]).get_json() == {"status": True}
