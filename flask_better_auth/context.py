@@ -247,6 +247,12 @@ def end_session() -> None:
     ctx.mark_clear()
 
 
+def no_store(response: Response) -> None:
+    """Forbid every cache to keep ``response`` (it carries a session token or session data)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 def apply_cookies(response: Response) -> Response:
     """``after_request``: write what the request decided about the session cookies."""
     ctx: AuthContext | None = g.get("_better_auth")
@@ -257,6 +263,9 @@ def apply_cookies(response: Response) -> Response:
         # routes answer exactly as Better Auth does, cookies included.)
         return response
     conf = settings()
+    # A session cookie (or the cache cookie holding the session) must never be stored by a
+    # browser's or a proxy's cache: a replayed copy would hand the session to someone else.
+    no_store(response)
     if ctx.cookie_action == "clear":
         name = conf.cookies.session_data
         chunks = [c for c in cookie_cache.present(request, name) if c != name]

@@ -1,8 +1,10 @@
 """Email delivery: the app's callbacks, or a built-in backend (console, JSONL outbox, SMTP).
 
 Messages are rendered from Jinja templates (``better_auth/email/<kind>.txt`` and ``.html``,
-overridable from the app's own ``templates/`` folder) and sent after the database commit. A
-failed delivery is logged and never undoes or half-writes what the request stored.
+overridable from the app's own ``templates/`` folder) and delivered once the response has gone
+out (WSGI ``close``), so the answer's timing does not tell whether a mail was sent; with
+``app.testing`` they are delivered as the response is finalised, before the test client
+returns. A failed delivery is logged and never undoes or half-writes what the request stored.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage as MimeMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from flask import render_template
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    render_template,
+)
 from jinja2 import TemplateNotFound
 
 from .config import ConfigError, as_bool, as_duration, as_int
@@ -285,6 +296,9 @@ def backend_for(settings: EmailSettings) -> EmailBackend | None:
     return None
 
 
+_USER_FIELDS = ("id", "name", "email", "email_verified", "image", "created_at", "updated_at")
+
+
 def _addressed_to(user: User, email: str) -> User:
     """A detached copy of ``user`` with another address (never added to the database)."""
     return User(
@@ -340,6 +354,44 @@ class Mailer:
         token: str,
         to: str | None = None,
         new_email: str | None = None,
+    ) -> None:
+        """Hand one message over for delivery after the response (see :meth:`deliver`).
+
+        In a request, the message is delivered once the response has been sent (the WSGI
+        server closes it), in this request's order, within an app context (no request
+        context); with ``app.testing``, when the response is finalised (so a test reads the
+        outbox right after the test client returns). Outside a request (a CLI command, a
+        job), it is delivered now.
+
+        What happens here before the answer is kept small and fixed (the unknown-address
+        paths skip it): rendering and delivery come after.
+        """
+        # The user's values, not the row: the request's database session is gone by then.
+        values = {name: getattr(user, name) for name in _USER_FIELDS}
+        job = partial(
+            self._deliver_copy, kind, values, url=url, token=token, to=to, new_email=new_email
+        )
+        if not has_request_context():
+            job()
+            return
+        pending: list[Callable[[], bool]] | None = g.get("_better_auth_mail")
+        if pending is None:
+            pending = g._better_auth_mail = []
+            after_this_request(partial(_hand_over, pending))
+        pending.append(job)
+
+    def _deliver_copy(self, kind: str, values: dict[str, Any], **kwargs: Any) -> bool:
+        return self.deliver(kind, user=User(**values), **kwargs)
+
+    def deliver(
+        self,
+        kind: str,
+        *,
+        user: User,
+        url: str,
+        token: str,
+        to: str | None = None,
+        new_email: str | None = None,
     ) -> bool:
         """Deliver one message now; failures are logged, never raised. Returns success.
 
@@ -368,3 +420,23 @@ class Mailer:
             logger.exception("sending the %s email for user %s failed", kind, user.id)
             return False
         return True
+
+
+def _deliver_all(jobs: list[Callable[[], bool]]) -> None:
+    for job in jobs:
+        job()  # each logs its own failure
+
+
+def _deliver_in(app: Flask, jobs: list[Callable[[], bool]]) -> None:
+    with app.app_context():  # templates and callbacks see current_app as usual
+        _deliver_all(jobs)
+
+
+def _hand_over(jobs: list[Callable[[], bool]], response: Response) -> Response:
+    """``after_this_request``: deliver the request's messages once the response is sent."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.testing:
+        _deliver_all(jobs)
+    else:
+        response.call_on_close(partial(_deliver_in, app, jobs))
+    return response

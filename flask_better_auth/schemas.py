@@ -19,15 +19,23 @@ from .errors import AuthError
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
-# zod 4's email pattern.
+# zod 4's email pattern. JavaScript's ``^…$`` (no ``m`` flag) spans the whole string, while
+# Python's ``$`` also matches before a final "\n": the match must be ``fullmatch`` and ASCII
+# only, so "ann@example.com\n" or a look-alike letter never names a second account.
 EMAIL_RE = re.compile(
-    r"^(?!\.)(?!.*\.\.)([A-Za-z0-9_'+\-\.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9\-]*\.)+[A-Za-z]{2,}$"
+    r"(?!\.)(?!.*\.\.)([A-Za-z0-9_'+\-\.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9\-]*\.)+[A-Za-z]{2,}",
+    re.ASCII,
 )
 
 
 def is_email(value: str) -> bool:
-    """Whether ``value`` is an email address by zod's rule (what Better Auth accepts)."""
-    return len(value) <= 320 and EMAIL_RE.match(value) is not None
+    """Whether ``value`` is an email address by zod's rule (what Better Auth accepts).
+
+    Only ASCII letters, digits and ``_'+-.`` before the ``@``: no control character, space or
+    Unicode look-alike, so lower-casing (as Better Auth stores emails) is the only
+    normalisation two spellings of one address can need.
+    """
+    return len(value) <= 320 and EMAIL_RE.fullmatch(value) is not None
 
 
 def js_type(value: Any) -> str:

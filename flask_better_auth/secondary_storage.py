@@ -554,6 +554,29 @@ class SecondaryStorage:
         key = self.verification_key(identifier)
         self._call(lambda client: client.delete(key))
 
+    def delete_verifications(self, prefix: str, value: str) -> int:
+        """Delete every verification row under ``prefix…`` whose value is ``value``.
+
+        A ``SCAN`` of the prefix: for rare events (a password change drops the user's reset
+        tokens), never a request's common path.
+        """
+        pattern = _glob_escape(self.verification_key(prefix)) + "*"
+
+        def operation(client: redis.Redis) -> int:
+            deleted = 0
+            for key in client.scan_iter(match=pattern, count=500):
+                row = _loads(client.get(key))
+                if isinstance(row, dict) and row.get("value") == value:
+                    deleted += int(client.delete(key))
+            return deleted
+
+        return self._call(operation)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis ``MATCH`` pattern."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
 
 def _expiry(ref: Ref) -> int:
     return cast(int, ref["expiresAt"])

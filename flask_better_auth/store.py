@@ -22,6 +22,8 @@ from .secondary_storage import SecondaryStorage, StorageUnavailable, epoch_ms
 from .state import settings, state
 
 CREDENTIAL = "credential"
+#: Reset tokens are verification values ``reset-password:<token>`` holding the user's id.
+RESET_PASSWORD_PREFIX = "reset-password:"
 
 
 def db_session() -> OrmSession:
@@ -94,9 +96,13 @@ def set_password(
 ) -> None:
     """Store a new hash in the user's credential account, creating the account if needed.
 
+    A new password ends every reset link still out for the user (the caller commits).
+
     :param account: the credential account when the caller has it already (else looked up).
     :param new_user: the user was just added and has no account yet (no lookup).
     """
+    if not new_user:
+        delete_verifications(RESET_PASSWORD_PREFIX, user_id)
     if account is None and not new_user:
         account = credential_account(user_id)
     now = utcnow()
@@ -430,6 +436,32 @@ def find_verification(identifier: str) -> Verification | None:
         )
         .scalar_one_or_none()
     )
+
+
+def delete_verifications(prefix: str, value: str) -> None:
+    """Delete every verification value under ``prefix…`` holding ``value`` (the caller commits
+    the database part; Redis is written now).
+
+    With the database holding verifications too, a Redis failure is only logged: what Redis
+    kept no longer consumes (:func:`consume_verification` takes the row from the database).
+    """
+    in_database = _verifications_in_database()
+    if in_database:
+        db_session().execute(
+            delete(Verification)
+            .where(
+                Verification.identifier.startswith(prefix, autoescape=True),
+                Verification.value == value,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    storage = secondary()
+    if storage is not None:
+        try:
+            storage.delete_verifications(prefix, value)
+        except StorageUnavailable:
+            if not in_database:
+                raise
 
 
 def consume_verification(identifier: str) -> str | None:

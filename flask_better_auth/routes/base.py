@@ -18,6 +18,7 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
+from werkzeug.urls import iri_to_uri
 
 from ..context import auth_context, resolve_session
 from ..decorators import require_fresh
@@ -38,6 +39,10 @@ bp = Blueprint(
 )
 
 AuthLevel = Literal["session", "sensitive", "fresh"] | None
+
+#: Headers of an answer no cache may keep: one carrying a session token, session list or a
+#: one-time token (Better Auth sends them on get-session; we send them on every such answer).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -127,6 +132,18 @@ def empty_response(status: int) -> Response:
     return response
 
 
+def redirect_response(location: str, status: int = 302) -> Response:
+    """A redirect as Better Auth's router answers one: ``Location``, an empty body and
+    ``content-type: application/json`` (not Flask's HTML "Redirecting…" page).
+
+    The target is written as a URI (non-ASCII and control characters percent-encoded), so no
+    value can break the header. Never cached: the target may carry a token.
+    """
+    response = Response(b"", status=status, mimetype="application/json", headers=NO_STORE)
+    response.headers["Location"] = iri_to_uri(location)
+    return response
+
+
 class _RestOfPath(PathConverter):
     """Whatever follows the base path: ``path`` would stop at a newline or a leading slash."""
 
@@ -212,11 +229,13 @@ def _rollback() -> None:
 
 
 __all__ = [
+    "NO_STORE",
     "auth_url",
     "bp",
     "empty_response",
     "endpoint",
     "json_response",
+    "redirect_response",
     "require_session",
     "settings",
 ]

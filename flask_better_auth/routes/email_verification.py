@@ -1,24 +1,50 @@
-"""Email verification and change of email: verify-email, send-verification-email, change-email."""
+"""Email verification and change of email: verify-email, send-verification-email, change-email.
+
+Better Auth's links are stateless JWTs that work until they expire. Here each works once:
+
+* following a link records it as spent (a verification value ``used-link:<SHA-256 of the
+  token>`` until the token's own expiry, in the same transaction as its effect), and a spent
+  link answers ``INVALID_TOKEN``, whatever happened since (an address changed back, say);
+* its effect is one conditional ``UPDATE``: the address is verified only while unverified, and
+  changed only while it is still the address the link was issued for. Of two requests racing
+  with one link, one wins; the other changes nothing.
+
+A change to an address another account took meanwhile answers ``USER_ALREADY_EXISTS`` (422),
+also when two users race to the same address (the unique index decides).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import redirect, request
-from sqlalchemy import select
+from flask import request
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..context import auth_context, create_session, resolve_session
+from ..crypto import generate_id
 from ..errors import AuthError
 from ..models import User, utcnow
 from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import email_verified
 from ..state import app_object, state
-from ..store import commit, db_session, user_by_email, user_changed, user_row
+from ..store import (
+    commit,
+    create_verification,
+    db_session,
+    find_verification,
+    user_by_email,
+    user_changed,
+    user_row,
+)
 from ..tokens import sign_jwt, verify_jwt
-from .base import auth_url, endpoint, require_session, settings
+from .base import auth_url, endpoint, redirect_response, require_session, settings
 
 #: The anonymous answer takes at least this long, whether or not a mail went out.
 ANONYMOUS_FLOOR_SECONDS = 0.5
@@ -34,22 +60,57 @@ def verification_link(claims: dict[str, Any], callback_url: str | None) -> tuple
     return url, token
 
 
-def send_verification(user: User, callback_url: str | None, *, to: str | None = None) -> bool:
-    """Email ``user`` (or ``to``) a link that verifies the address."""
+def send_verification(user: User, callback_url: str | None, *, to: str | None = None) -> None:
+    """Email ``user`` (or ``to``) a link that verifies the address (after the response)."""
     address = (to or user.email).lower()
     url, token = verification_link({"email": address, "userId": user.id}, callback_url)
-    return state().mailer.send("verification", user=user, url=url, token=token, to=address)
+    state().mailer.send("verification", user=user, url=url, token=token, to=address)
 
 
-def _fail(callback_url: str | None, code: str) -> Any:
+def _fail(callback_url: str | None, code: str, status: int = 401) -> Any:
     if callback_url:
         separator = "&" if "?" in callback_url else "?"
-        return redirect(f"{callback_url}{separator}error={code}", code=302)
-    raise AuthError(401, code)
+        return redirect_response(f"{callback_url}{separator}error={code}")
+    raise AuthError(status, code)
+
+
+def _spent_identifier(token: str) -> str:
+    return "used-link:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _spent(token: str) -> bool:
+    """Whether this link was followed already."""
+    return find_verification(_spent_identifier(token)) is not None
+
+
+def _spend(token: str, claims: dict[str, Any], user: User) -> None:
+    """Record the link as followed until it expires anyway (the caller commits)."""
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    create_verification(_spent_identifier(token), user.id, expires_at)
+
+
+def _update_if(user: User, condition: ColumnElement[bool], **values: Any) -> bool:
+    """Update the user's row only while ``condition`` holds, in one statement (atomic under
+    concurrency); ``user`` follows. ``False`` when the row no longer matches.
+
+    :raises IntegrityError: the new values break a unique index (an address taken meanwhile).
+    """
+    values["updated_at"] = utcnow()
+    result = db_session().execute(
+        update(User)
+        .where(User.id == user.id, condition)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    for key, value in values.items():
+        set_committed_value(user, key, value)
+    return True
 
 
 def _done(callback_url: str | None, body: dict[str, Any]) -> Any:
-    return redirect(callback_url, code=302) if callback_url else body
+    return redirect_response(callback_url) if callback_url else body
 
 
 @endpoint("/verify-email", methods=("GET",))
@@ -69,6 +130,8 @@ def verify_email(body: Any) -> Any:
         claims = verify_jwt(token, conf.secrets)
     except AuthError as error:
         return _fail(callback_url, error.code or "INVALID_TOKEN")
+    if _spent(token):
+        return _fail(callback_url, "INVALID_TOKEN")
     email = str(claims.get("email", "")).lower()
     user = user_by_email(email) if email else None
     if user is None:
@@ -78,12 +141,16 @@ def verify_email(body: Any) -> Any:
 
     update_to = claims.get("updateTo")
     if update_to:
-        return _change_email(user, str(update_to).lower(), claims, callback_url)
+        return _change_email(user, str(update_to).lower(), token, claims, callback_url)
 
-    if user.email_verified:
+    _spend(token, claims, user)
+    # Already verified (by another link, or this one in a concurrent request): Better Auth's
+    # answer, without signing in.
+    if user.email_verified or not _update_if(
+        user, (User.email == user.email) & User.email_verified.is_(False), email_verified=True
+    ):
+        commit()
         return _done(callback_url, {"status": True, "user": None})
-    user.email_verified = True
-    user.updated_at = utcnow()
     if conf.email.auto_sign_in_after_verification:
         current = resolve_session()
         if current is None or current[1].id != user.id:
@@ -95,7 +162,7 @@ def verify_email(body: Any) -> Any:
 
 
 def _change_email(
-    user: User, new_email: str, claims: dict[str, Any], callback_url: str | None
+    user: User, new_email: str, token: str, claims: dict[str, Any], callback_url: str | None
 ) -> Any:
     if claims.get("userId") is None:
         return _fail(callback_url, "INVALID_TOKEN")
@@ -105,6 +172,8 @@ def _change_email(
     request_type = claims.get("requestType")
     if request_type == "change-email-confirmation":
         # The old address approved: now prove the new one.
+        _spend(token, claims, user)
+        commit()
         url, token = verification_link(
             {
                 "email": user.email,
@@ -118,12 +187,23 @@ def _change_email(
         return _done(callback_url, {"status": True})
     taken = db_session().execute(select(User.id).where(User.email == new_email)).first()
     if taken is not None:
-        return _fail(callback_url, "USER_ALREADY_EXISTS")
-    user.email = new_email
-    # The link reached the new address: it is verified (a legacy token without requestType
-    # verifies nothing, as in Better Auth).
-    user.email_verified = request_type == "change-email-verification"
-    user.updated_at = utcnow()
+        return _fail(callback_url, "USER_ALREADY_EXISTS", 422)
+    try:
+        # The link reached the new address: it is verified (a legacy token without
+        # requestType verifies nothing, as in Better Auth).
+        changed = _update_if(
+            user,
+            User.email == user.email,
+            email=new_email,
+            email_verified=request_type == "change-email-verification",
+        )
+    except IntegrityError:  # another account took the address meanwhile
+        db_session().rollback()
+        return _fail(callback_url, "USER_ALREADY_EXISTS", 422)
+    if not changed:  # the address changed since the link was issued
+        db_session().rollback()
+        return _fail(callback_url, "INVALID_TOKEN")
+    _spend(token, claims, user)
     commit()
     user_changed(user)
     if current is not None:
@@ -147,11 +227,15 @@ def send_verification_email(body: dict[str, Any]) -> Any:
     callback_url = body.get("callbackURL")
     resolved = resolve_session()
     if resolved is None:
+        # The same work whatever the address (the link is signed either way, the mail goes
+        # out after the response), then Better Auth's floor on top.
         started = time.monotonic()
         user = user_by_email(email)
         commit()
         if user is not None and not user.email_verified:
             send_verification(user, callback_url)
+        else:
+            verification_link({"email": email, "userId": generate_id()}, callback_url)
         remaining = ANONYMOUS_FLOOR_SECONDS - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)
@@ -197,7 +281,11 @@ def change_email(body: dict[str, Any]) -> Any:
         user = user_row(user)  # the session may come from Redis: update the row
         user.email = new_email
         user.updated_at = utcnow()
-        commit()
+        try:
+            commit()
+        except IntegrityError:  # taken meanwhile: the same answer as a taken address
+            db_session().rollback()
+            return {"status": True}
         user_changed(user)
         ctx = auth_context()
         ctx.user = user

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from ..context import create_session, end_session
@@ -12,7 +13,7 @@ from ..settings import AuthSettings
 from ..signals import session_revoked
 from ..state import app_object
 from ..store import commit, credential_account, db_session, delete_sessions, set_password
-from .base import endpoint, require_session, settings
+from .base import NO_STORE, endpoint, json_response, require_session, settings
 
 
 def js_length(text: str) -> int:
@@ -20,17 +21,30 @@ def js_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def check_length(password: str, conf: AuthSettings) -> None:
-    """``400 PASSWORD_TOO_SHORT`` / ``PASSWORD_TOO_LONG`` by the configured bounds."""
-    length = js_length(password)
-    if length < conf.password.min_length:
-        raise AuthError(400, "PASSWORD_TOO_SHORT")
-    if length > conf.password.max_length:
+def check_max_length(password: str, conf: AuthSettings) -> None:
+    """``400 PASSWORD_TOO_LONG`` before any hashing: every route that hashes or verifies a
+    password calls this first.
+
+    Better Auth counts the string as given; the hash takes its NFKC form, which can be longer
+    (one character may become eighteen), so both must fit.
+    """
+    limit = conf.password.max_length
+    if js_length(password) > limit or js_length(unicodedata.normalize("NFKC", password)) > limit:
         raise AuthError(400, "PASSWORD_TOO_LONG")
 
 
+def check_length(password: str, conf: AuthSettings) -> None:
+    """``400 PASSWORD_TOO_SHORT`` / ``PASSWORD_TOO_LONG`` by the configured bounds (a new
+    password)."""
+    if js_length(password) < conf.password.min_length:
+        raise AuthError(400, "PASSWORD_TOO_SHORT")
+    check_max_length(password, conf)
+
+
 def check_current_password(user_id: str, password: str, conf: AuthSettings) -> None:
-    """Verify the user's current password: 400 CREDENTIAL_ACCOUNT_NOT_FOUND / INVALID_PASSWORD."""
+    """Verify the user's current password: 400 PASSWORD_TOO_LONG (before any lookup or hash),
+    CREDENTIAL_ACCOUNT_NOT_FOUND or INVALID_PASSWORD."""
+    check_max_length(password, conf)
     account = credential_account(user_id)
     if account is None or not account.password:
         raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
@@ -48,13 +62,14 @@ CHANGE_FIELDS = (
 
 @endpoint("/change-password", fields=CHANGE_FIELDS, auth="sensitive")
 def change_password(body: dict[str, Any]) -> Any:
-    """Change the password; with ``revokeOtherSessions`` every session is replaced by a new one."""
+    """Change the password; with ``revokeOtherSessions`` every session is replaced by a new one.
+
+    Reset links still out for the user stop working (:func:`~..store.set_password`).
+    """
     conf = settings()
     _session, user = require_session("sensitive")
     new_password: str = body["newPassword"]
     check_length(new_password, conf)
-    if js_length(body["currentPassword"]) > conf.password.max_length:
-        raise AuthError(400, "PASSWORD_TOO_LONG")
     check_current_password(user.id, body["currentPassword"], conf)
     new_hash = hash_password(new_password, n=conf.password.scrypt_n)
 
@@ -75,7 +90,7 @@ def change_password(body: dict[str, Any]) -> Any:
             user_id=user.id,
             tokens=None,
         )
-    return {"token": token, "user": user.to_json()}
+    return json_response({"token": token, "user": user.to_json()}, headers=NO_STORE)
 
 
 @endpoint("/verify-password", fields=(Field("password", required=True),), auth="sensitive")

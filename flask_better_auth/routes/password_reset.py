@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from flask import redirect, request
+from flask import request
 
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
@@ -24,7 +24,7 @@ from ..store import (
     set_password,
     user_by_email,
 )
-from .base import auth_url, endpoint, settings
+from .base import auth_url, endpoint, redirect_response, settings
 from .password import check_length
 
 RESET_MESSAGE = "If this email exists in our system, check your email for the reset link"
@@ -39,23 +39,28 @@ REQUEST_FIELDS = (Field("email", "email", required=True), Field("redirectTo"))
 
 @endpoint("/request-password-reset", fields=REQUEST_FIELDS)
 def request_password_reset(body: dict[str, Any]) -> Any:
-    """Email a reset link when the address has an account; the answer is the same either way."""
+    """Email a reset link when the address has an account; the answer is the same either way.
+
+    Both cases do the same work before answering, so its timing does not tell either: an
+    unknown address stores a decoy token of the same shape (its value a random id that is no
+    user's, its token never sent, so it can never be used; it expires like any other), and
+    the mail goes out after the response.
+    """
     conf = settings()
     mailer = state().mailer
     if not mailer.can_send("reset-password"):
         raise AuthError(400, "RESET_PASSWORD_DISABLED", "Reset password isn't enabled")
     user = user_by_email(body["email"])
     token = generate_id(24)
-    if user is None:
-        commit()
-        return {"status": True, "message": RESET_MESSAGE}
+    owner = user.id if user is not None else generate_id()
     create_verification(
-        _identifier(token), user.id, utcnow() + conf.email.reset_password_token_expires_in
+        _identifier(token), owner, utcnow() + conf.email.reset_password_token_expires_in
     )
     commit()
     callback = quote(body.get("redirectTo") or "", safe="")
     url = f"{auth_url()}/reset-password/{token}?callbackURL={callback}"
-    mailer.send("reset-password", user=user, url=url, token=token)
+    if user is not None:
+        mailer.send("reset-password", user=user, url=url, token=token)
     return {"status": True, "message": RESET_MESSAGE}
 
 
@@ -87,7 +92,7 @@ def reset_password_link(body: Any, token: str) -> Any:
     target = urljoin(f"{auth_url()}/", callback_url)
     valid = find_verification(_identifier(token)) is not None
     params = {"token": token} if valid else {"error": "INVALID_TOKEN"}
-    return redirect(_with_query(target, **params), code=302)
+    return redirect_response(_with_query(target, **params))
 
 
 RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
@@ -95,7 +100,8 @@ RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
 
 @endpoint("/reset-password", fields=RESET_FIELDS)
 def reset_password(body: dict[str, Any]) -> Any:
-    """Set a new password with a reset token; the token works once (even under a race)."""
+    """Set a new password with a reset token; the token works once (even under a race), and
+    the user's other reset tokens die with it."""
     conf = settings()
     token = body.get("token") or request.args.get("token")
     if not token:

@@ -12,9 +12,7 @@ from ..schemas import Field
 from ..signals import session_revoked
 from ..state import app_object
 from ..store import active_sessions, commit, delete_sessions
-from .base import endpoint, json_response, require_session
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from .base import NO_STORE, endpoint, json_response, require_session
 
 
 def _flag(name: str) -> bool:
@@ -46,9 +44,9 @@ def get_session(body: Any) -> Any:
 
 @endpoint("/list-sessions", methods=("GET",), auth="fresh")
 def list_sessions(body: Any) -> Any:
-    """Every unexpired session of the signed-in user."""
+    """Every unexpired session of the signed-in user (tokens included: never cached)."""
     _, user = require_session("fresh")
-    return [s.to_json() for s in active_sessions(user.id)]
+    return json_response([s.to_json() for s in active_sessions(user.id)], headers=NO_STORE)
 
 
 def _revoked(user_id: str, tokens: list[str] | None) -> None:

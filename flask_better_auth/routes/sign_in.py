@@ -14,9 +14,9 @@ from ..schemas import FORM, Field, is_email
 from ..signals import user_signed_in
 from ..state import app_object, state
 from ..store import commit, credential_account, user_by_email
-from .base import endpoint, json_response, settings
+from .base import NO_STORE, endpoint, json_response, settings
 from .email_verification import send_verification
-from .password import js_length
+from .password import check_max_length
 
 FIELDS = (
     Field("email", required=True),
@@ -39,8 +39,7 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     password: str = body["password"]
     if not is_email(email):
         raise AuthError(400, "INVALID_EMAIL")
-    if js_length(password) > conf.password.max_length:
-        raise AuthError(400, "PASSWORD_TOO_LONG")
+    check_max_length(password, conf)
     n = conf.password.scrypt_n
     user = user_by_email(email)
     account = credential_account(user.id) if user is not None else None
@@ -69,4 +68,4 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     if callback:
         data["url"] = callback
     data["user"] = user.to_json()
-    return json_response(data, headers={"Location": callback} if callback else None)
+    return json_response(data, headers={**NO_STORE, "Location": callback} if callback else NO_STORE)

@@ -14,7 +14,7 @@ from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
 from ..state import app_object, state
 from ..store import add_user_with_password, commit, db_session, user_by_email
-from .base import endpoint, settings
+from .base import NO_STORE, endpoint, json_response, settings
 from .email_verification import send_verification
 from .password import check_length
 
@@ -42,6 +42,11 @@ def _synthetic_user(name: str, email: str, image: str | None) -> dict[str, Any]:
     ).to_json()
 
 
+def _answer(token: str | None, user: dict[str, Any]) -> Any:
+    # The same headers whether or not the email was taken: the answer must not tell.
+    return json_response({"token": token, "user": user}, headers=NO_STORE)
+
+
 @endpoint("/sign-up/email", fields=FIELDS, allow_form=True, form_csrf=True)
 def sign_up_email(body: dict[str, Any]) -> Any:
     """Sign up with email and password; the user and credential account commit together."""
@@ -62,7 +67,7 @@ def sign_up_email(body: dict[str, Any]) -> Any:
 
     if user_by_email(email) is not None:
         if generic:
-            return {"token": None, "user": _synthetic_user(name, email, image)}
+            return _answer(None, _synthetic_user(name, email, image))
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
 
     try:
@@ -70,7 +75,7 @@ def sign_up_email(body: dict[str, Any]) -> Any:
     except IntegrityError:  # taken meanwhile: a concurrent sign-up of this email won
         db_session().rollback()
         if generic:
-            return {"token": None, "user": _synthetic_user(name, email, image)}
+            return _answer(None, _synthetic_user(name, email, image))
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
     session = None
     if not generic:
@@ -83,4 +88,4 @@ def sign_up_email(body: dict[str, Any]) -> Any:
         user_signed_in.send(app, user=user, session=session)
     if conf.email.send_on_sign_up and state().mailer.can_send("verification"):
         send_verification(user, body.get("callbackURL"))
-    return {"token": session.token if session else None, "user": user.to_json()}
+    return _answer(session.token if session else None, user.to_json())

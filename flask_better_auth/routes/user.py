@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import redirect, request
+from flask import request
 from sqlalchemy import delete
 
 from ..context import auth_context, end_session, resolve_session
@@ -25,7 +25,14 @@ from ..store import (
     user_changed,
     user_row,
 )
-from .base import auth_url, empty_response, endpoint, require_session, settings
+from .base import (
+    auth_url,
+    empty_response,
+    endpoint,
+    redirect_response,
+    require_session,
+    settings,
+)
 from .password import check_current_password
 
 UPDATE_FIELDS = (Field("name"), Field("image", nullable=True))
@@ -131,5 +138,5 @@ def delete_user_callback(body: Any) -> Any:
     _consume_delete_token(request.args.get("token") or "", resolved[1])
     _delete(resolved[1])
     if callback_url:
-        return redirect(callback_url, code=302)
+        return redirect_response(callback_url)
     return {"success": True, "message": "User deleted"}
