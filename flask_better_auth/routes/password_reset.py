@@ -87,7 +87,7 @@ def reset_password_link(body: Any, token: str) -> Any:
         )
     callback_url = callback_url or conf.reset_password_page
     if not callback_url:
-        return redirect(f"{auth_url()}/error?error=INVALID_TOKEN", code=302)
+        return redirect_response(f"{auth_url()}/error?error=INVALID_TOKEN")
     check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
     target = urljoin(f"{auth_url()}/", callback_url)
     valid = find_verification(_identifier(token)) is not None
