@@ -124,8 +124,8 @@ def cookie_settings(cfg: ConfigReader) -> CookieSettings:
         raise ConfigError(
             "BETTER_AUTH_COOKIE_SECURE_PREFIX=True requires BETTER_AUTH_COOKIE_SECURE=True."
         )
-    naming = cfg.str("COOKIE_NAMING")
-    if naming not in COOKIE_NAMES:
+    naming = cfg.raw("COOKIE_NAMING") or "seed"
+    if not isinstance(naming, str) or naming not in COOKIE_NAMES:
         raise ConfigError(
             f"BETTER_AUTH_COOKIE_NAMING must be 'seed' or 'better-auth', not {naming!r}."
         )
