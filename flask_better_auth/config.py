@@ -47,7 +47,7 @@ class Keys(Mapping[str, Any]):
 
     ``Keys({"COOKIE_CACHE_ENABLED": False}, owner="cookie_cache")``. Registries join with
     ``|``; a name declared twice is a mistake (two owners would fight over one value), so the
-    join raises ``ValueError`` naming both owners.
+    join raises :class:`ConfigError` naming both owners.
     """
 
     def __init__(self, defaults: Mapping[str, Any] | None = None, *, owner: str = "core") -> None:
@@ -80,7 +80,7 @@ class Keys(Mapping[str, Any]):
         for keys in (self, other):
             for name, default in keys._defaults.items():
                 if name in joined._owners:
-                    raise ValueError(
+                    raise ConfigError(
                         f"{PREFIX}{name} is declared by both {joined._owners[name]} and"
                         f" {keys._owners[name]}."
                     )
