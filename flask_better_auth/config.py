@@ -135,6 +135,7 @@ class ConfigReader:
         return self.config.get(self.key(name), self.keys[name])
 
     def bool(self, name: str) -> builtins.bool:
+        """``True``/``False``, or from the environment ``"true"``, ``"0"``, ``"off"``…"""
         return as_bool(self.key(name), self.raw(name))
 
     def optional_bool(self, name: str) -> builtins.bool | None:
@@ -143,12 +144,15 @@ class ConfigReader:
         return None if value is None else as_bool(self.key(name), value)
 
     def int(self, name: str) -> builtins.int:
+        """An integer, or a string of digits."""
         return as_int(self.key(name), self.raw(name))
 
     def duration(self, name: str) -> timedelta:
+        """A ``timedelta``, or a number of seconds; never negative."""
         return as_duration(self.key(name), self.raw(name))
 
     def list(self, name: str) -> builtins.list[builtins.str]:
+        """Strings, from a list, a JSON list or a comma-separated string."""
         return as_list(self.key(name), self.raw(name))
 
     def str(self, name: str) -> builtins.str:
