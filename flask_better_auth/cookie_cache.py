@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Request, Response
 
-from .config import ConfigError, as_bool, as_duration
+from .config import ConfigError, ConfigReader, Keys
 from .errors import AuthError
 from .models import Session, User
 from .tokens import sign_jwt, verify_jwt
@@ -45,24 +45,33 @@ class CookieCacheSettings:
     strategy: str
 
 
-def cookie_cache_settings(get: Callable[[str], Any]) -> CookieCacheSettings:
+#: The keys of ``session.cookieCache``.
+KEYS = Keys(
+    {
+        "COOKIE_CACHE_ENABLED": False,
+        "COOKIE_CACHE_MAX_AGE": timedelta(minutes=5),
+        "COOKIE_CACHE_STRATEGY": "compact",
+    },
+    owner="cookie_cache",
+)
+
+
+def cookie_cache_settings(cfg: ConfigReader) -> CookieCacheSettings:
     """Read the ``BETTER_AUTH_COOKIE_CACHE_*`` keys."""
-    max_age = as_duration("COOKIE_CACHE_MAX_AGE", get("COOKIE_CACHE_MAX_AGE"))
+    max_age = cfg.duration("COOKIE_CACHE_MAX_AGE")
     if max_age < timedelta(seconds=1) or max_age > timedelta(days=400):
         raise ConfigError(
             "BETTER_AUTH_COOKIE_CACHE_MAX_AGE must be between 1 second and 400 days"
             f" (got {max_age})."
         )
-    strategy = str(get("COOKIE_CACHE_STRATEGY") or "compact").lower()
+    strategy = cfg.str("COOKIE_CACHE_STRATEGY").lower()
     if strategy not in STRATEGIES:
         raise ConfigError(
             "BETTER_AUTH_COOKIE_CACHE_STRATEGY must be 'compact' or 'jwt'"
             f" (Better Auth's 'jwe' is not supported), not {strategy!r}."
         )
     return CookieCacheSettings(
-        enabled=as_bool("COOKIE_CACHE_ENABLED", get("COOKIE_CACHE_ENABLED")),
-        max_age=max_age,
-        strategy=strategy,
+        enabled=cfg.bool("COOKIE_CACHE_ENABLED"), max_age=max_age, strategy=strategy
     )
 
 

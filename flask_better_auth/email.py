@@ -35,7 +35,7 @@ from flask import (
 )
 from jinja2 import TemplateNotFound
 
-from .config import ConfigError, as_bool, as_duration, as_int
+from .config import ConfigError, ConfigReader, Keys, as_bool, as_int
 from .models import User, iso, utcnow
 
 logger = logging.getLogger("flask_better_auth.email")
@@ -89,21 +89,55 @@ class EmailSettings:
     delete_token_expires_in: timedelta
 
 
-def email_settings(
-    get: Any, config: Mapping[str, Any], *, debug: bool, instance_path: str
-) -> EmailSettings:
-    backend = get("EMAIL_BACKEND") or ("console" if debug else None)
+#: The keys of email delivery and of the email flows.
+KEYS = Keys(
+    {
+        "APP_NAME": "Better Auth",
+        "EMAIL_BACKEND": None,
+        "EMAIL_OUTBOX": None,
+        "EMAIL_FROM": None,
+        "EMAIL_SUBJECTS": {},
+        "SMTP_HOST": None,
+        "SMTP_PORT": None,
+        "SMTP_USERNAME": None,
+        "SMTP_PASSWORD": None,
+        "SMTP_USE_TLS": None,
+        "SMTP_USE_SSL": None,
+        "SMTP_TIMEOUT": 10,
+        "EMAIL_VERIFICATION_EXPIRES_IN": timedelta(hours=1),
+        "SEND_VERIFICATION_EMAIL_ON_SIGN_UP": None,
+        "SEND_VERIFICATION_EMAIL_ON_SIGN_IN": False,
+        "AUTO_SIGN_IN_AFTER_VERIFICATION": False,
+        "RESET_PASSWORD_TOKEN_EXPIRES_IN": timedelta(hours=1),
+        "REVOKE_SESSIONS_ON_PASSWORD_RESET": False,
+        "CHANGE_EMAIL_ENABLED": False,
+        "UPDATE_EMAIL_WITHOUT_VERIFICATION": False,
+        "SEND_CHANGE_EMAIL_CONFIRMATION": False,
+        "SEND_DELETE_ACCOUNT_VERIFICATION": False,
+        "DELETE_TOKEN_EXPIRES_IN": timedelta(days=1),
+    },
+    owner="email",
+)
+
+
+def email_settings(cfg: ConfigReader, *, debug: bool, instance_path: str) -> EmailSettings:
+    """Read the email keys (and Flask-Mail's ``MAIL_*`` where ours are unset).
+
+    Also reads the core's ``BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION``, which turns on sending on
+    sign-up unless ``BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_UP`` says otherwise.
+    """
+    backend = cfg.raw("EMAIL_BACKEND") or ("console" if debug else None)
     if backend is not None and backend not in _EMAIL_BACKENDS:
         raise ConfigError(
             f"BETTER_AUTH_EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)}"
             f" (or unset), not {backend!r}."
         )
-    outbox = get("EMAIL_OUTBOX")
+    outbox = cfg.raw("EMAIL_OUTBOX")
     if outbox:
         outbox = os.path.join(instance_path, str(outbox))
     elif backend == "outbox":
         outbox = os.path.join(instance_path, "outbox.jsonl")
-    subjects = get("EMAIL_SUBJECTS") or {}
+    subjects = cfg.raw("EMAIL_SUBJECTS") or {}
     if not isinstance(subjects, Mapping):
         raise ConfigError("BETTER_AUTH_EMAIL_SUBJECTS must be a mapping of kind to subject line.")
     unknown = set(subjects) - set(EMAIL_SUBJECTS)
@@ -115,58 +149,40 @@ def email_settings(
 
     def smtp(name: str, mail_key: str, default: Any) -> Any:
         # Flask-Mail's MAIL_* keys are read when the BETTER_AUTH_SMTP_* key is unset.
-        value = get(f"SMTP_{name}")
-        return value if value is not None else config.get(mail_key, default)
+        value = cfg.raw(f"SMTP_{name}")
+        return value if value is not None else cfg.config.get(mail_key, default)
 
-    use_ssl = as_bool("SMTP_USE_SSL", smtp("USE_SSL", "MAIL_USE_SSL", False))
-    send_on_sign_up = get("SEND_VERIFICATION_EMAIL_ON_SIGN_UP")
+    use_ssl = as_bool("BETTER_AUTH_SMTP_USE_SSL", smtp("USE_SSL", "MAIL_USE_SSL", False))
+    send_on_sign_up = cfg.optional_bool("SEND_VERIFICATION_EMAIL_ON_SIGN_UP")
     return EmailSettings(
         backend=backend,
         outbox=outbox,
-        sender=_address(get("EMAIL_FROM") or config.get("MAIL_DEFAULT_SENDER"))
+        sender=_address(cfg.raw("EMAIL_FROM") or cfg.config.get("MAIL_DEFAULT_SENDER"))
         or "no-reply@localhost",
-        app_name=str(get("APP_NAME") or "Better Auth"),
+        app_name=cfg.str("APP_NAME"),
         subjects={**EMAIL_SUBJECTS, **subjects},
         smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
-        smtp_port=as_int("SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)),
+        smtp_port=as_int(
+            "BETTER_AUTH_SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)
+        ),
         smtp_username=smtp("USERNAME", "MAIL_USERNAME", None),
         smtp_password=smtp("PASSWORD", "MAIL_PASSWORD", None),
-        smtp_use_tls=as_bool("SMTP_USE_TLS", smtp("USE_TLS", "MAIL_USE_TLS", False)),
+        smtp_use_tls=as_bool("BETTER_AUTH_SMTP_USE_TLS", smtp("USE_TLS", "MAIL_USE_TLS", False)),
         smtp_use_ssl=use_ssl,
-        smtp_timeout=as_duration("SMTP_TIMEOUT", get("SMTP_TIMEOUT")).total_seconds(),
-        verification_expires_in=as_duration(
-            "EMAIL_VERIFICATION_EXPIRES_IN", get("EMAIL_VERIFICATION_EXPIRES_IN")
-        ),
+        smtp_timeout=cfg.duration("SMTP_TIMEOUT").total_seconds(),
+        verification_expires_in=cfg.duration("EMAIL_VERIFICATION_EXPIRES_IN"),
         send_on_sign_up=(
-            as_bool("REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION"))
-            if send_on_sign_up is None
-            else as_bool("SEND_VERIFICATION_EMAIL_ON_SIGN_UP", send_on_sign_up)
+            cfg.bool("REQUIRE_EMAIL_VERIFICATION") if send_on_sign_up is None else send_on_sign_up
         ),
-        send_on_sign_in=as_bool(
-            "SEND_VERIFICATION_EMAIL_ON_SIGN_IN", get("SEND_VERIFICATION_EMAIL_ON_SIGN_IN")
-        ),
-        auto_sign_in_after_verification=as_bool(
-            "AUTO_SIGN_IN_AFTER_VERIFICATION", get("AUTO_SIGN_IN_AFTER_VERIFICATION")
-        ),
-        reset_password_token_expires_in=as_duration(
-            "RESET_PASSWORD_TOKEN_EXPIRES_IN", get("RESET_PASSWORD_TOKEN_EXPIRES_IN")
-        ),
-        revoke_sessions_on_password_reset=as_bool(
-            "REVOKE_SESSIONS_ON_PASSWORD_RESET", get("REVOKE_SESSIONS_ON_PASSWORD_RESET")
-        ),
-        change_email_enabled=as_bool("CHANGE_EMAIL_ENABLED", get("CHANGE_EMAIL_ENABLED")),
-        update_email_without_verification=as_bool(
-            "UPDATE_EMAIL_WITHOUT_VERIFICATION", get("UPDATE_EMAIL_WITHOUT_VERIFICATION")
-        ),
-        send_change_email_confirmation=as_bool(
-            "SEND_CHANGE_EMAIL_CONFIRMATION", get("SEND_CHANGE_EMAIL_CONFIRMATION")
-        ),
-        send_delete_account_verification=as_bool(
-            "SEND_DELETE_ACCOUNT_VERIFICATION", get("SEND_DELETE_ACCOUNT_VERIFICATION")
-        ),
-        delete_token_expires_in=as_duration(
-            "DELETE_TOKEN_EXPIRES_IN", get("DELETE_TOKEN_EXPIRES_IN")
-        ),
+        send_on_sign_in=cfg.bool("SEND_VERIFICATION_EMAIL_ON_SIGN_IN"),
+        auto_sign_in_after_verification=cfg.bool("AUTO_SIGN_IN_AFTER_VERIFICATION"),
+        reset_password_token_expires_in=cfg.duration("RESET_PASSWORD_TOKEN_EXPIRES_IN"),
+        revoke_sessions_on_password_reset=cfg.bool("REVOKE_SESSIONS_ON_PASSWORD_RESET"),
+        change_email_enabled=cfg.bool("CHANGE_EMAIL_ENABLED"),
+        update_email_without_verification=cfg.bool("UPDATE_EMAIL_WITHOUT_VERIFICATION"),
+        send_change_email_confirmation=cfg.bool("SEND_CHANGE_EMAIL_CONFIRMATION"),
+        send_delete_account_verification=cfg.bool("SEND_DELETE_ACCOUNT_VERIFICATION"),
+        delete_token_expires_in=cfg.duration("DELETE_TOKEN_EXPIRES_IN"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -89,7 +90,8 @@ class BetterAuth:
         :raises ConfigError: a setting cannot work (the message says which and why).
         """
         for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
+            # A copy of a list or dict default: the app may change its own, never the default.
+            app.config.setdefault(key, copy.copy(value))
         settings = AuthSettings.from_config(
             app.config, testing=app.testing, debug=app.debug, instance_path=app.instance_path
         )

@@ -12,10 +12,21 @@ from typing import Any
 
 from werkzeug.datastructures import Headers
 
-from .config import ConfigError, as_int, as_list
+from .config import ConfigError, Keys, as_int, as_list
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The keys of Better Auth's ``advanced.ipAddress`` (and the proxies whose headers are believed).
+KEYS = Keys(
+    {
+        "IP_ADDRESS_HEADERS": ["x-forwarded-for"],
+        "DISABLE_IP_TRACKING": False,
+        "TRUSTED_PROXIES": [],
+        "IPV6_SUBNET": 64,
+    },
+    owner="ip",
+)
 
 
 def parse_address(text: str) -> Address | None:
@@ -49,7 +60,7 @@ def trusted_proxies(value: Any) -> tuple[Network, ...]:
     :raises ConfigError: an entry is neither (Better Auth drops such entries; a typo here would
         silently make a proxy's address pass for the client's).
     """
-    entries = as_list("TRUSTED_PROXIES", value)
+    entries = as_list("BETTER_AUTH_TRUSTED_PROXIES", value)
     networks = [_parse_network(entry) for entry in entries]
     invalid = [entry for entry, net in zip(entries, networks, strict=True) if net is None]
     if invalid:
@@ -62,7 +73,7 @@ def trusted_proxies(value: Any) -> tuple[Network, ...]:
 
 def ipv6_subnet(value: Any) -> int:
     """Read ``BETTER_AUTH_IPV6_SUBNET``: a prefix length from 0 to 128."""
-    subnet = as_int("IPV6_SUBNET", value)
+    subnet = as_int("BETTER_AUTH_IPV6_SUBNET", value)
     if not 0 <= subnet <= 128:
         raise ConfigError(f"BETTER_AUTH_IPV6_SUBNET must be from 0 to 128, not {subnet}.")
     return subnet

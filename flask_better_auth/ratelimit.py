@@ -14,23 +14,28 @@ import hashlib
 import json
 import logging
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Request, Response, request
 from sqlalchemy import case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .config import ConfigError, as_bool, as_duration, as_int
 from .crypto import generate_id
 from .errors import AuthError
 from .ip import address_from_headers, bucket_ip, is_trusted_proxy, parse_address
 from .models import RateLimit
+from .ratelimit_rules import (
+    SPECIAL_RULES,
+    PathRule,
+    RateLimitSettings,
+    Rule,
+    rate_limit_settings,
+    rule_for,
+    sub_path,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -46,7 +51,6 @@ logger = logging.getLogger("flask_better_auth.ratelimit")
 RATE_LIMIT_MESSAGE = "Too many requests. Please try again later."
 #: The IP part of the key when no client address can be found: one bucket for everyone.
 NO_TRUSTED_IP = "no-trusted-ip"
-STORAGES = ("memory", "database", "redis")
 #: How many keys the memory storage keeps at most (Better Auth's cap).
 MEMORY_MAX_ENTRIES = 100_000
 #: Connect and read timeout of a Redis client of the limiter's own, in seconds (a client shared
@@ -57,209 +61,6 @@ REDIS_TIMEOUT = 1.0
 MAX_PLAIN_PATH = 200
 #: What stands for the path in the key of a hashed one: ``"<ip>|sha256:<64 hex digits>"``.
 HASHED_PATH_PREFIX = "sha256:"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """At most ``max`` requests per ``window`` seconds."""
-
-    window: float
-    max: int
-
-    @property
-    def window_ms(self) -> int:
-        return max(1, round(self.window * 1000))
-
-
-#: A custom rule: a rule, ``False`` (no limit), or ``fn(request, rule)`` returning one of
-#: those, a ``{"window", "max"}`` mapping, or ``None`` (keep ``rule``).
-CustomRule = Rule | Literal[False] | Callable[[Request, Rule], Any]
-
-
-@dataclass(frozen=True)
-class PathRule:
-    """A rule for the paths ``matches`` accepts (Better Auth's special rules)."""
-
-    matches: Callable[[str], bool]
-    rule: Rule
-
-
-#: Better Auth's special rules, first match wins (``getDefaultSpecialRules``).
-SPECIAL_RULES: tuple[PathRule, ...] = (
-    PathRule(
-        lambda path: path.startswith(("/sign-in", "/sign-up", "/change-password", "/change-email")),
-        Rule(10, 3),
-    ),
-    PathRule(
-        lambda path: (
-            path
-            in (
-                "/request-password-reset",
-                "/send-verification-email",
-                "/email-otp/send-verification-otp",
-                "/email-otp/request-password-reset",
-            )
-            or path.startswith("/forget-password")
-        ),
-        Rule(60, 3),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class RateLimitSettings:
-    """The rate limiter's settings (Better Auth's ``rateLimit`` options)."""
-
-    enabled: bool
-    rule: Rule
-    storage: str
-    redis_url: str | None
-    redis_prefix: str
-    custom_rules: tuple[tuple[str, CustomRule], ...]
-
-
-def _rule(name: str, value: Any) -> Rule:
-    if isinstance(value, Rule):
-        return value
-    if not isinstance(value, Mapping) or set(value) != {"window", "max"}:
-        raise ConfigError(
-            f'BETTER_AUTH_{name} must be {{"window": seconds, "max": requests}} or False,'
-            f" not {value!r}."
-        )
-    window = as_duration(f"{name}.window", value["window"]).total_seconds()
-    most = as_int(f"{name}.max", value["max"])
-    if window <= 0 or most < 1:
-        raise ConfigError(f"BETTER_AUTH_{name} needs a window above 0 and a max of at least 1.")
-    return Rule(window, most)
-
-
-def _custom_rules(value: Any) -> tuple[tuple[str, CustomRule], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            "BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES must be a mapping of path pattern to rule."
-        )
-    rules: list[tuple[str, CustomRule]] = []
-    for path, rule in value.items():
-        name = f"RATE_LIMIT_CUSTOM_RULES[{path!r}]"
-        if not isinstance(path, str) or not path.startswith(("/", "*")):
-            raise ConfigError(
-                f"BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES keys are paths below the base path"
-                f' ("/sign-in/email", "/two-factor/*"), not {path!r}.'
-            )
-        if rule is False or callable(rule):
-            rules.append((path, rule))
-        else:
-            rules.append((path, _rule(name, rule)))
-    return tuple(rules)
-
-
-def rate_limit_settings(
-    get: Callable[[str], Any], config: Mapping[str, Any], *, testing: bool, debug: bool
-) -> RateLimitSettings:
-    """Read the ``BETTER_AUTH_RATE_LIMIT_*`` keys.
-
-    :param get: reads a key by its name without ``BETTER_AUTH_`` (defaults applied).
-    :param config: the app's config, for ``BETTER_AUTH_SECONDARY_STORAGE_URL`` and ``_PREFIX``.
-    :param testing: the app's ``TESTING`` flag; with ``debug``, turns the default off.
-    """
-    enabled = get("RATE_LIMIT_ENABLED")
-    enabled = not (testing or debug) if enabled is None else as_bool("RATE_LIMIT_ENABLED", enabled)
-    window = as_duration("RATE_LIMIT_WINDOW", get("RATE_LIMIT_WINDOW")).total_seconds()
-    most = as_int("RATE_LIMIT_MAX", get("RATE_LIMIT_MAX"))
-    if window <= 0 or most < 1:
-        raise ConfigError(
-            "BETTER_AUTH_RATE_LIMIT_WINDOW must be above 0 and BETTER_AUTH_RATE_LIMIT_MAX at"
-            " least 1 (set BETTER_AUTH_RATE_LIMIT_ENABLED = False to turn the limiter off)."
-        )
-    # Better Auth counts in its secondaryStorage: the same Redis and key prefix by default.
-    secondary_url = config.get("BETTER_AUTH_SECONDARY_STORAGE_URL") or None
-    secondary_prefix = config.get("BETTER_AUTH_SECONDARY_STORAGE_PREFIX")
-    redis_url = get("RATE_LIMIT_REDIS_URL") or secondary_url
-    prefix = get("RATE_LIMIT_REDIS_PREFIX")
-    storage = get("RATE_LIMIT_STORAGE") or ("redis" if secondary_url else "memory")
-    if storage not in STORAGES:
-        raise ConfigError(
-            f"BETTER_AUTH_RATE_LIMIT_STORAGE must be one of {', '.join(STORAGES)}, not {storage!r}."
-        )
-    if storage == "redis" and enabled:
-        if not redis_url:
-            raise ConfigError(
-                'BETTER_AUTH_RATE_LIMIT_STORAGE = "redis" needs BETTER_AUTH_RATE_LIMIT_REDIS_URL'
-                " (or BETTER_AUTH_SECONDARY_STORAGE_URL), e.g. redis://127.0.0.1:6379/0."
-            )
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                'BETTER_AUTH_RATE_LIMIT_STORAGE = "redis" needs the redis package:'
-                " pip install 'flask-better-auth[redis]'."
-            ) from None
-    return RateLimitSettings(
-        enabled=enabled,
-        rule=Rule(window, most),
-        storage=storage,
-        redis_url=str(redis_url) if redis_url else None,
-        redis_prefix=str(prefix if prefix is not None else secondary_prefix or ""),
-        custom_rules=_custom_rules(get("RATE_LIMIT_CUSTOM_RULES")),
-    )
-
-
-@lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    # Better Auth's wildcardMatch without a separator: "*" is any run of characters ("/"
-    # included), "?" any one character, "\" escapes the next one.
-    parts: list[str] = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            parts.append(re.escape(next(chars, "")))
-        elif char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def rule_for(path: str, conf: RateLimitSettings, req: Request | None = None) -> Rule | None:
-    """The rule for a request to ``path`` (below the base path), or ``None`` for no limit.
-
-    Better Auth's order: the default rule, then the first matching special rule, then the first
-    matching custom rule (a pattern with ``*`` is a glob, any other is compared exactly).
-    Plugins' rules (between the last two in Better Auth) come with the plugin system.
-
-    :param req: the request, passed to callable custom rules.
-    """
-    rule = conf.rule
-    for candidate in SPECIAL_RULES:
-        if candidate.matches(path):
-            rule = candidate.rule
-            break
-    for pattern, custom in conf.custom_rules:
-        if not (_glob(pattern).fullmatch(path) if "*" in pattern else pattern == path):
-            continue
-        resolved: Any = custom
-        if callable(custom):
-            resolved = custom(req if req is not None else request, rule)
-        if resolved is False:
-            return None
-        if resolved is not None:
-            rule = _rule(f"RATE_LIMIT_CUSTOM_RULES[{pattern!r}]", resolved)
-        break
-    return rule
-
-
-def sub_path(path: str, base_path: str) -> str | None:
-    """``path`` relative to the base path, trailing slashes dropped; ``None`` outside it."""
-    path = path.rstrip("/") or "/"
-    if path == base_path:
-        return "/"
-    if path.startswith(base_path + "/"):
-        return path[len(base_path) :]
-    return None
 
 
 _warned: set[str] = set()

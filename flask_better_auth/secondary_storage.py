@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .config import ConfigError, as_bool, as_duration
+from .config import ConfigError, ConfigReader, Keys
 from .errors import AuthError
 from .models import parse_datetime
 
@@ -80,11 +80,23 @@ class SecondaryStorageSettings:
         return not self.enabled or self.verification_store_in_database
 
 
-def secondary_storage_settings(get: Callable[[str], Any]) -> SecondaryStorageSettings:
+#: The keys of Better Auth's ``secondaryStorage`` and where sessions and verifications live.
+KEYS = Keys(
+    {
+        "SECONDARY_STORAGE_URL": None,
+        "SECONDARY_STORAGE_PREFIX": "",
+        "SECONDARY_STORAGE_TIMEOUT": 1.0,
+        "STORE_SESSION_IN_DATABASE": True,
+        "VERIFICATION_STORE_IN_DATABASE": None,
+    },
+    owner="secondary_storage",
+)
+
+
+def secondary_storage_settings(cfg: ConfigReader) -> SecondaryStorageSettings:
     """Read the ``BETTER_AUTH_SECONDARY_STORAGE_*`` and ``*_STORE_*_IN_DATABASE`` keys."""
-    url = get("SECONDARY_STORAGE_URL") or None
+    url = cfg.optional_str("SECONDARY_STORAGE_URL")
     if url is not None:
-        url = str(url)
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
                 "BETTER_AUTH_SECONDARY_STORAGE_URL must be a Redis URL (redis://, rediss:// or"
@@ -97,19 +109,17 @@ def secondary_storage_settings(get: Callable[[str], Any]) -> SecondaryStorageSet
                 "BETTER_AUTH_SECONDARY_STORAGE_URL needs the redis package:"
                 " pip install 'flask-better-auth[redis]'."
             ) from None
-    timeout = as_duration("SECONDARY_STORAGE_TIMEOUT", get("SECONDARY_STORAGE_TIMEOUT"))
+    timeout = cfg.duration("SECONDARY_STORAGE_TIMEOUT")
     if timeout <= timedelta(0):
         raise ConfigError("BETTER_AUTH_SECONDARY_STORAGE_TIMEOUT must be longer than zero.")
-    sessions = as_bool("STORE_SESSION_IN_DATABASE", get("STORE_SESSION_IN_DATABASE"))
-    verifications = get("VERIFICATION_STORE_IN_DATABASE")
+    sessions = cfg.bool("STORE_SESSION_IN_DATABASE")
+    verifications = cfg.optional_bool("VERIFICATION_STORE_IN_DATABASE")
     return SecondaryStorageSettings(
         url=url,
-        prefix=str(get("SECONDARY_STORAGE_PREFIX") or ""),
+        prefix=cfg.str("SECONDARY_STORAGE_PREFIX"),
         timeout=timeout,
         store_session_in_database=sessions,
-        verification_store_in_database=sessions
-        if verifications is None
-        else as_bool("VERIFICATION_STORE_IN_DATABASE", verifications),
+        verification_store_in_database=sessions if verifications is None else verifications,
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,135 +11,67 @@ from typing import Any
 
 from ada_url import URL
 
-from .config import ConfigError, as_bool, as_duration, as_int, as_list
+from . import cookie_cache, cookies, email, ip, ratelimit_rules, secondary_storage
+from .config import ConfigError, ConfigReader, Keys, warn_unknown_keys
 from .cookie_cache import CookieCacheSettings, cookie_cache_settings
+from .cookies import CookieSettings, cookie_settings
 from .crypto import SCRYPT_N
 from .email import EmailSettings, email_settings
 from .ip import Network, ipv6_subnet, trusted_proxies
 from .origin import check_origin_patterns, parse_url
-from .ratelimit import RateLimitSettings, rate_limit_settings
+from .ratelimit_rules import RateLimitSettings, rate_limit_settings
 from .secondary_storage import SecondaryStorageSettings, secondary_storage_settings
 
-#: Every configuration key with its default. ``init_app`` applies them with ``setdefault``.
-DEFAULTS: dict[str, Any] = {
-    "BETTER_AUTH_SECRET": None,
-    "BETTER_AUTH_SECRET_FALLBACKS": [],
-    "BETTER_AUTH_BASE_URL": None,
-    "BETTER_AUTH_BASE_PATH": "/api/auth",
-    "BETTER_AUTH_TRUSTED_ORIGINS": [],
-    "BETTER_AUTH_COOKIE_PREFIX": "better-auth",
-    "BETTER_AUTH_SESSION_COOKIE_NAME": None,
-    "BETTER_AUTH_SESSION_DATA_COOKIE_NAME": None,
-    "BETTER_AUTH_DONT_REMEMBER_COOKIE_NAME": None,
-    "BETTER_AUTH_COOKIE_SECURE": True,
-    "BETTER_AUTH_COOKIE_SECURE_PREFIX": False,
-    "BETTER_AUTH_COOKIE_HTTPONLY": True,
-    "BETTER_AUTH_COOKIE_SAMESITE": "Lax",
-    "BETTER_AUTH_COOKIE_DOMAIN": None,
-    "BETTER_AUTH_COOKIE_PATH": "/",
-    "BETTER_AUTH_COOKIE_MAX_AGE": True,
-    "BETTER_AUTH_SESSION_EXPIRES_IN": timedelta(days=7),
-    "BETTER_AUTH_SESSION_UPDATE_AGE": timedelta(days=1),
-    "BETTER_AUTH_SESSION_FRESH_AGE": timedelta(days=1),
-    "BETTER_AUTH_DISABLE_SESSION_REFRESH": False,
-    "BETTER_AUTH_COOKIE_CACHE_ENABLED": False,
-    "BETTER_AUTH_COOKIE_CACHE_MAX_AGE": timedelta(minutes=5),
-    "BETTER_AUTH_COOKIE_CACHE_STRATEGY": "compact",
-    "BETTER_AUTH_SECONDARY_STORAGE_URL": None,
-    "BETTER_AUTH_SECONDARY_STORAGE_PREFIX": "",
-    "BETTER_AUTH_SECONDARY_STORAGE_TIMEOUT": 1.0,
-    "BETTER_AUTH_STORE_SESSION_IN_DATABASE": True,
-    "BETTER_AUTH_VERIFICATION_STORE_IN_DATABASE": None,
-    "BETTER_AUTH_EMAIL_AND_PASSWORD_ENABLED": True,
-    "BETTER_AUTH_DISABLE_SIGN_UP": False,
-    "BETTER_AUTH_AUTO_SIGN_IN": True,
-    "BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION": False,
-    "BETTER_AUTH_MIN_PASSWORD_LENGTH": 8,
-    "BETTER_AUTH_MAX_PASSWORD_LENGTH": 128,
-    "BETTER_AUTH_DELETE_USER_ENABLED": False,
-    "BETTER_AUTH_BEARER_ENABLED": True,
-    "BETTER_AUTH_BEARER_REQUIRE_SIGNATURE": False,
-    "BETTER_AUTH_CORS_ORIGINS": [],
-    "BETTER_AUTH_CORS_ALLOW_CREDENTIALS": True,
-    "BETTER_AUTH_CORS_PATHS": [],
-    "BETTER_AUTH_DISABLE_ORIGIN_CHECK": False,
-    "BETTER_AUTH_DISABLE_CSRF_CHECK": False,
-    "BETTER_AUTH_IP_ADDRESS_HEADERS": ["x-forwarded-for"],
-    "BETTER_AUTH_DISABLE_IP_TRACKING": False,
-    "BETTER_AUTH_TRUSTED_PROXIES": [],
-    "BETTER_AUTH_IPV6_SUBNET": 64,
-    "BETTER_AUTH_RATE_LIMIT_ENABLED": None,
-    "BETTER_AUTH_RATE_LIMIT_WINDOW": 10,
-    "BETTER_AUTH_RATE_LIMIT_MAX": 100,
-    "BETTER_AUTH_RATE_LIMIT_STORAGE": None,
-    "BETTER_AUTH_RATE_LIMIT_REDIS_URL": None,
-    "BETTER_AUTH_RATE_LIMIT_REDIS_PREFIX": None,
-    "BETTER_AUTH_RATE_LIMIT_CUSTOM_RULES": {},
-    "BETTER_AUTH_MAX_BODY_SIZE": 1024 * 1024,
-    "BETTER_AUTH_LOGIN_VIEW": None,
-    "BETTER_AUTH_SCRYPT_N": SCRYPT_N,
-    "BETTER_AUTH_APP_NAME": "Better Auth",
-    "BETTER_AUTH_EMAIL_BACKEND": None,
-    "BETTER_AUTH_EMAIL_OUTBOX": None,
-    "BETTER_AUTH_EMAIL_FROM": None,
-    "BETTER_AUTH_EMAIL_SUBJECTS": {},
-    "BETTER_AUTH_SMTP_HOST": None,
-    "BETTER_AUTH_SMTP_PORT": None,
-    "BETTER_AUTH_SMTP_USERNAME": None,
-    "BETTER_AUTH_SMTP_PASSWORD": None,
-    "BETTER_AUTH_SMTP_USE_TLS": None,
-    "BETTER_AUTH_SMTP_USE_SSL": None,
-    "BETTER_AUTH_SMTP_TIMEOUT": 10,
-    "BETTER_AUTH_EMAIL_VERIFICATION_EXPIRES_IN": timedelta(hours=1),
-    "BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_UP": None,
-    "BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_IN": False,
-    "BETTER_AUTH_AUTO_SIGN_IN_AFTER_VERIFICATION": False,
-    "BETTER_AUTH_RESET_PASSWORD_TOKEN_EXPIRES_IN": timedelta(hours=1),
-    "BETTER_AUTH_RESET_PASSWORD_PAGE": None,
-    "BETTER_AUTH_REVOKE_SESSIONS_ON_PASSWORD_RESET": False,
-    "BETTER_AUTH_CHANGE_EMAIL_ENABLED": False,
-    "BETTER_AUTH_UPDATE_EMAIL_WITHOUT_VERIFICATION": False,
-    "BETTER_AUTH_SEND_CHANGE_EMAIL_CONFIRMATION": False,
-    "BETTER_AUTH_SEND_DELETE_ACCOUNT_VERIFICATION": False,
-    "BETTER_AUTH_DELETE_TOKEN_EXPIRES_IN": timedelta(days=1),
-}
+#: The core's own keys; each feature module declares its own (``cookies.KEYS``, …).
+KEYS = Keys(
+    {
+        "SECRET": None,
+        "SECRET_FALLBACKS": [],
+        "BASE_URL": None,
+        "BASE_PATH": "/api/auth",
+        "TRUSTED_ORIGINS": [],
+        "SESSION_EXPIRES_IN": timedelta(days=7),
+        "SESSION_UPDATE_AGE": timedelta(days=1),
+        "SESSION_FRESH_AGE": timedelta(days=1),
+        "DISABLE_SESSION_REFRESH": False,
+        "EMAIL_AND_PASSWORD_ENABLED": True,
+        "DISABLE_SIGN_UP": False,
+        "AUTO_SIGN_IN": True,
+        "REQUIRE_EMAIL_VERIFICATION": False,
+        "MIN_PASSWORD_LENGTH": 8,
+        "MAX_PASSWORD_LENGTH": 128,
+        "DELETE_USER_ENABLED": False,
+        "BEARER_ENABLED": True,
+        "BEARER_REQUIRE_SIGNATURE": False,
+        "CORS_ORIGINS": [],
+        "CORS_ALLOW_CREDENTIALS": True,
+        "CORS_PATHS": [],
+        "DISABLE_ORIGIN_CHECK": False,
+        "DISABLE_CSRF_CHECK": False,
+        "MAX_BODY_SIZE": 1024 * 1024,
+        "LOGIN_VIEW": None,
+        "SCRYPT_N": SCRYPT_N,
+        "RESET_PASSWORD_PAGE": None,
+    }
+)
+
+#: Every key the core declares: the union of the groups' declarations. A plugin's keys join it
+#: per app (``CORE_KEYS | plugin_keys``), so the unknown-key warning knows them too.
+CORE_KEYS = (
+    KEYS
+    | cookies.KEYS
+    | cookie_cache.KEYS
+    | secondary_storage.KEYS
+    | ip.KEYS
+    | ratelimit_rules.KEYS
+    | email.KEYS
+)
+
+#: Every core key (with its ``BETTER_AUTH_`` prefix) and its default, read-only.
+#: ``init_app`` applies them with ``setdefault``.
+DEFAULTS: Mapping[str, Any] = CORE_KEYS.defaults()
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
-
-logger = logging.getLogger("flask_better_auth")
-
-
-def warn_unknown_keys(config: Mapping[str, Any]) -> None:
-    """Log a warning for each ``BETTER_AUTH_*`` key no setting reads (a typo, most likely).
-
-    The known keys are those of :data:`DEFAULTS` when called, so keys added to it later (by a
-    plugin) count. A warning, not an error: a key of a newer version is harmless.
-    """
-    prefix = "BETTER_AUTH_"
-    # Compared without the prefix: shared by every key, it would make anything look close.
-    known = [key.removeprefix(prefix) for key in DEFAULTS if key.startswith(prefix)]
-    for key in sorted(k for k in config if isinstance(k, str)):
-        if not key.startswith(prefix) or key in DEFAULTS:
-            continue
-        close = difflib.get_close_matches(key.removeprefix(prefix), known, n=1, cutoff=0.7)
-        hint = f": did you mean {prefix}{close[0]}?" if close else ""
-        logger.warning("unknown setting %s, ignored%s", key, hint)
-
-
-@dataclass(frozen=True)
-class CookieSettings:
-    """Names and attributes of the cookies the extension writes."""
-
-    session_token: str
-    session_data: str
-    dont_remember: str
-    secure: bool
-    httponly: bool
-    samesite: str
-    domain: str | None
-    path: str
-    max_age: bool
 
 
 @dataclass(frozen=True)
@@ -218,24 +148,22 @@ class AuthSettings:
         testing: bool = False,
         debug: bool = False,
         instance_path: str = ".",
+        keys: Keys = CORE_KEYS,
     ) -> AuthSettings:
         """Read and validate every ``BETTER_AUTH_*`` key.
 
-        :param config: the app's config (defaults already applied).
+        :param config: the app's config (absent keys take their declared default).
         :param testing: the app's ``TESTING`` flag; only then may the scrypt cost be lowered,
             and the rate limiter is then off unless turned on.
         :param debug: the app's debug flag: the email backend then defaults to ``console`` and
             the rate limiter to off.
         :param instance_path: where a relative ``BETTER_AUTH_EMAIL_OUTBOX`` path lives.
+        :param keys: the declared keys: the core's, joined with the app's plugins' keys.
         :raises ConfigError: with a message naming the key and what is wrong.
         """
-
-        def get(name: str) -> Any:
-            key = f"BETTER_AUTH_{name}"
-            return config.get(key, DEFAULTS[key])
-
-        warn_unknown_keys(config)
-        secret = get("SECRET")
+        warn_unknown_keys(config, keys)
+        cfg = ConfigReader(config, keys)
+        secret = cfg.raw("SECRET")
         if secret is not None and not isinstance(secret, str):
             # app.config.from_prefixed_env() reads FLASK_BETTER_AUTH_SECRET=123… as JSON.
             raise ConfigError(
@@ -252,144 +180,107 @@ class AuthSettings:
             raise ConfigError(
                 f"BETTER_AUTH_SECRET is too short ({len(secret)} characters): use at least 32."
             )
-        fallbacks = as_list("SECRET_FALLBACKS", get("SECRET_FALLBACKS"))
-
-        base_url = _base_url(get("BASE_URL"), testing=testing)
-        base_path = str(get("BASE_PATH") or "")
+        fallbacks = tuple(cfg.list("SECRET_FALLBACKS"))
+        base_url = _base_url(cfg.raw("BASE_URL"), testing=testing)
+        base_path = str(cfg.raw("BASE_PATH") or "")
         if not base_path.startswith("/") or base_path.endswith("/"):
             raise ConfigError(
                 "BETTER_AUTH_BASE_PATH must start with '/' and not end with one (it cannot be"
                 f" '/': the auth routes need a prefix of their own): {base_path!r}."
             )
-
-        samesite_raw = str(get("COOKIE_SAMESITE") or "")
-        samesite = _SAMESITE.get(samesite_raw.lower())
-        if samesite is None:
-            raise ConfigError(
-                "BETTER_AUTH_COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None',"
-                f" not {samesite_raw!r}."
-            )
-        secure = as_bool("COOKIE_SECURE", get("COOKIE_SECURE"))
-        if samesite == "None" and not secure:
-            raise ConfigError(
-                "BETTER_AUTH_COOKIE_SAMESITE='None' requires BETTER_AUTH_COOKIE_SECURE=True:"
-                " browsers reject SameSite=None cookies without Secure."
-            )
-        secure_prefix = as_bool("COOKIE_SECURE_PREFIX", get("COOKIE_SECURE_PREFIX"))
-        if secure_prefix and not secure:
-            raise ConfigError(
-                "BETTER_AUTH_COOKIE_SECURE_PREFIX=True requires BETTER_AUTH_COOKIE_SECURE=True."
-            )
-        prefix = str(get("COOKIE_PREFIX") or "better-auth")
-        name_prefix = "__Secure-" if secure_prefix else ""
-
-        def cookie_name(key: str, suffix: str) -> str:
-            return name_prefix + str(get(key) or f"{prefix}.{suffix}")
-
-        cookies = CookieSettings(
-            session_token=cookie_name("SESSION_COOKIE_NAME", "session-token"),
-            session_data=cookie_name("SESSION_DATA_COOKIE_NAME", "session-data"),
-            dont_remember=cookie_name("DONT_REMEMBER_COOKIE_NAME", "dont-remember"),
-            secure=secure,
-            httponly=as_bool("COOKIE_HTTPONLY", get("COOKIE_HTTPONLY")),
-            samesite=samesite,
-            domain=get("COOKIE_DOMAIN") or None,
-            path=str(get("COOKIE_PATH") or "/"),
-            max_age=as_bool("COOKIE_MAX_AGE", get("COOKIE_MAX_AGE")),
-        )
-        session = SessionSettings(
-            expires_in=as_duration("SESSION_EXPIRES_IN", get("SESSION_EXPIRES_IN")),
-            update_age=as_duration("SESSION_UPDATE_AGE", get("SESSION_UPDATE_AGE")),
-            fresh_age=as_duration("SESSION_FRESH_AGE", get("SESSION_FRESH_AGE")),
-            disable_refresh=as_bool("DISABLE_SESSION_REFRESH", get("DISABLE_SESSION_REFRESH")),
-        )
-        if session.expires_in.total_seconds() == 0:
-            raise ConfigError("BETTER_AUTH_SESSION_EXPIRES_IN must be longer than zero.")
-        if session.expires_in > timedelta(days=400):
-            raise ConfigError(
-                "BETTER_AUTH_SESSION_EXPIRES_IN is over 400 days, the longest cookie lifetime"
-                " browsers keep."
-            )
-
-        min_len = as_int("MIN_PASSWORD_LENGTH", get("MIN_PASSWORD_LENGTH"))
-        max_len = as_int("MAX_PASSWORD_LENGTH", get("MAX_PASSWORD_LENGTH"))
-        if min_len < 1 or max_len < min_len:
-            raise ConfigError(
-                "BETTER_AUTH_MIN_PASSWORD_LENGTH must be at least 1 and no more than"
-                f" BETTER_AUTH_MAX_PASSWORD_LENGTH (got {min_len} and {max_len})."
-            )
-        scrypt_n = as_int("SCRYPT_N", get("SCRYPT_N"))
-        if scrypt_n != SCRYPT_N and not testing:
-            raise ConfigError(
-                f"BETTER_AUTH_SCRYPT_N may differ from {SCRYPT_N} only when TESTING is on:"
-                " other values make hashes no Better Auth deployment can verify."
-            )
-        if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
-            raise ConfigError(f"BETTER_AUTH_SCRYPT_N must be a power of two, not {scrypt_n}.")
-        password = PasswordSettings(
-            enabled=as_bool("EMAIL_AND_PASSWORD_ENABLED", get("EMAIL_AND_PASSWORD_ENABLED")),
-            disable_sign_up=as_bool("DISABLE_SIGN_UP", get("DISABLE_SIGN_UP")),
-            auto_sign_in=as_bool("AUTO_SIGN_IN", get("AUTO_SIGN_IN")),
-            require_email_verification=as_bool(
-                "REQUIRE_EMAIL_VERIFICATION", get("REQUIRE_EMAIL_VERIFICATION")
-            ),
-            min_length=min_len,
-            max_length=max_len,
-            scrypt_n=scrypt_n,
-        )
-
-        trusted = tuple(
-            o.rstrip("/") for o in as_list("TRUSTED_ORIGINS", get("TRUSTED_ORIGINS")) if o
-        )
+        cookie_group = cookie_settings(cfg)
+        session = _session_settings(cfg)
+        password = _password_settings(cfg, testing=testing)
+        trusted = tuple(o.rstrip("/") for o in cfg.list("TRUSTED_ORIGINS") if o)
         check_origin_patterns("BETTER_AUTH_TRUSTED_ORIGINS", trusted)
-        cors_origins = tuple(as_list("CORS_ORIGINS", get("CORS_ORIGINS")))
+        cors_origins = tuple(cfg.list("CORS_ORIGINS"))
         check_origin_patterns("BETTER_AUTH_CORS_ORIGINS", cors_origins)
-        cors_credentials = as_bool("CORS_ALLOW_CREDENTIALS", get("CORS_ALLOW_CREDENTIALS"))
+        cors_credentials = cfg.bool("CORS_ALLOW_CREDENTIALS")
         if cors_credentials and "*" in cors_origins:
             raise ConfigError(
                 "BETTER_AUTH_CORS_ORIGINS cannot contain '*' while"
                 " BETTER_AUTH_CORS_ALLOW_CREDENTIALS is on: list the origins."
             )
         reset_page = _reset_password_page(
-            get("RESET_PASSWORD_PAGE"), base_url, (*trusted, *cors_origins)
+            cfg.raw("RESET_PASSWORD_PAGE"), base_url, (*trusted, *cors_origins)
         )
-        max_body = as_int("MAX_BODY_SIZE", get("MAX_BODY_SIZE"))
+        max_body = cfg.int("MAX_BODY_SIZE")
         if max_body < 1024:
             raise ConfigError("BETTER_AUTH_MAX_BODY_SIZE must be at least 1024 bytes.")
 
         return cls(
             secret=secret,
-            secret_fallbacks=tuple(fallbacks),
+            secret_fallbacks=fallbacks,
             base_url=base_url,
             base_path=base_path,
             trusted_origins=trusted,
-            cookies=cookies,
+            cookies=cookie_group,
             session=session,
             password=password,
-            delete_user_enabled=as_bool("DELETE_USER_ENABLED", get("DELETE_USER_ENABLED")),
-            bearer_enabled=as_bool("BEARER_ENABLED", get("BEARER_ENABLED")),
-            bearer_require_signature=as_bool(
-                "BEARER_REQUIRE_SIGNATURE", get("BEARER_REQUIRE_SIGNATURE")
-            ),
+            delete_user_enabled=cfg.bool("DELETE_USER_ENABLED"),
+            bearer_enabled=cfg.bool("BEARER_ENABLED"),
+            bearer_require_signature=cfg.bool("BEARER_REQUIRE_SIGNATURE"),
             cors_origins=cors_origins,
             cors_allow_credentials=cors_credentials,
-            cors_paths=tuple(as_list("CORS_PATHS", get("CORS_PATHS"))),
-            disable_origin_check=as_bool("DISABLE_ORIGIN_CHECK", get("DISABLE_ORIGIN_CHECK")),
-            disable_csrf_check=as_bool("DISABLE_CSRF_CHECK", get("DISABLE_CSRF_CHECK")),
-            ip_address_headers=tuple(
-                h.lower() for h in as_list("IP_ADDRESS_HEADERS", get("IP_ADDRESS_HEADERS"))
-            ),
-            disable_ip_tracking=as_bool("DISABLE_IP_TRACKING", get("DISABLE_IP_TRACKING")),
-            trusted_proxies=trusted_proxies(get("TRUSTED_PROXIES")),
-            ipv6_subnet=ipv6_subnet(get("IPV6_SUBNET")),
-            rate_limit=rate_limit_settings(get, config, testing=testing, debug=debug),
+            cors_paths=tuple(cfg.list("CORS_PATHS")),
+            disable_origin_check=cfg.bool("DISABLE_ORIGIN_CHECK"),
+            disable_csrf_check=cfg.bool("DISABLE_CSRF_CHECK"),
+            ip_address_headers=tuple(h.lower() for h in cfg.list("IP_ADDRESS_HEADERS")),
+            disable_ip_tracking=cfg.bool("DISABLE_IP_TRACKING"),
+            trusted_proxies=trusted_proxies(cfg.raw("TRUSTED_PROXIES")),
+            ipv6_subnet=ipv6_subnet(cfg.raw("IPV6_SUBNET")),
+            rate_limit=rate_limit_settings(cfg, testing=testing, debug=debug),
             max_body_size=max_body,
-            login_view=get("LOGIN_VIEW") or None,
+            login_view=cfg.raw("LOGIN_VIEW") or None,
             reset_password_page=reset_page,
-            email=email_settings(get, config, debug=debug, instance_path=instance_path),
-            cookie_cache=cookie_cache_settings(get),
-            secondary_storage=secondary_storage_settings(get),
+            email=email_settings(cfg, debug=debug, instance_path=instance_path),
+            cookie_cache=cookie_cache_settings(cfg),
+            secondary_storage=secondary_storage_settings(cfg),
         )
+
+
+def _session_settings(cfg: ConfigReader) -> SessionSettings:
+    session = SessionSettings(
+        expires_in=cfg.duration("SESSION_EXPIRES_IN"),
+        update_age=cfg.duration("SESSION_UPDATE_AGE"),
+        fresh_age=cfg.duration("SESSION_FRESH_AGE"),
+        disable_refresh=cfg.bool("DISABLE_SESSION_REFRESH"),
+    )
+    if session.expires_in.total_seconds() == 0:
+        raise ConfigError("BETTER_AUTH_SESSION_EXPIRES_IN must be longer than zero.")
+    if session.expires_in > timedelta(days=400):
+        raise ConfigError(
+            "BETTER_AUTH_SESSION_EXPIRES_IN is over 400 days, the longest cookie lifetime"
+            " browsers keep."
+        )
+    return session
+
+
+def _password_settings(cfg: ConfigReader, *, testing: bool) -> PasswordSettings:
+    min_len = cfg.int("MIN_PASSWORD_LENGTH")
+    max_len = cfg.int("MAX_PASSWORD_LENGTH")
+    if min_len < 1 or max_len < min_len:
+        raise ConfigError(
+            "BETTER_AUTH_MIN_PASSWORD_LENGTH must be at least 1 and no more than"
+            f" BETTER_AUTH_MAX_PASSWORD_LENGTH (got {min_len} and {max_len})."
+        )
+    scrypt_n = cfg.int("SCRYPT_N")
+    if scrypt_n != SCRYPT_N and not testing:
+        raise ConfigError(
+            f"BETTER_AUTH_SCRYPT_N may differ from {SCRYPT_N} only when TESTING is on:"
+            " other values make hashes no Better Auth deployment can verify."
+        )
+    if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
+        raise ConfigError(f"BETTER_AUTH_SCRYPT_N must be a power of two, not {scrypt_n}.")
+    return PasswordSettings(
+        enabled=cfg.bool("EMAIL_AND_PASSWORD_ENABLED"),
+        disable_sign_up=cfg.bool("DISABLE_SIGN_UP"),
+        auto_sign_in=cfg.bool("AUTO_SIGN_IN"),
+        require_email_verification=cfg.bool("REQUIRE_EMAIL_VERIFICATION"),
+        min_length=min_len,
+        max_length=max_len,
+        scrypt_n=scrypt_n,
+    )
 
 
 def _reset_password_page(value: Any, base_url: str, trusted: tuple[str, ...]) -> str | None:
@@ -457,6 +348,7 @@ def _base_url(value: Any, *, testing: bool) -> str:
 
 
 __all__ = [
+    "CORE_KEYS",
     "DEFAULTS",
     "SCRYPT_N",
     "AuthSettings",
