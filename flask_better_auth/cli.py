@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 
@@ -19,19 +19,13 @@ from .config import ConfigError
 from .crypto import hash_password
 from .errors import missing_table
 from .migrations import VERSION_TABLE, MigrationError, migrate, status, upgrade_sql
-from .models import (
-    Session,
-    Verification,
-    metadata,
-    rate_limit_metadata,
-    utcnow,
-)
+from .models import metadata, rate_limit_metadata, utcnow
 from .routes.password import js_length
 from .schemas import is_email
 from .secondary_storage import StorageUnavailable
 from .signals import session_revoked
-from .state import NotRegistered, app_object, state
-from .store import add_user_with_password, commit, delete_sessions, user_by_email
+from .state import NotRegistered, app_object, state, storage
+from .storage import Conflict, Purgeable
 
 
 class BetterAuthGroup(AppGroup):
@@ -176,11 +170,15 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
             f"must be {conf.password.min_length} to {conf.password.max_length} characters",
             param_hint="--password",
         )
-    if user_by_email(email) is not None:
+    store = storage()
+    if store.users.by_email(email) is not None:
         raise click.ClickException(f"A user with the email {email} already exists.")
     password_hash = hash_password(password, n=conf.password.scrypt_n)
-    user = add_user_with_password(name, email, password_hash, verified=verified)
-    commit()
+    try:
+        user = store.users.create(name, email, password_hash=password_hash, verified=verified)
+    except Conflict:  # created meanwhile
+        raise click.ClickException(f"A user with the email {email} already exists.") from None
+    store.commit()
     click.echo(f"Created user {email} (id {user.id}{', verified' if verified else ''}).")
 
 
@@ -188,14 +186,15 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
 @click.argument("email")
 def revoke_sessions_command(email: str) -> None:
     """Delete every session of the user with EMAIL."""
-    user = user_by_email(email.strip())
+    store = storage()
+    user = store.users.by_email(email.strip())
     if user is None:
         raise click.ClickException(f"No user with the email {email.strip().lower()}.")
     try:
-        count = delete_sessions(user.id)
+        count = store.sessions.delete_for_user(user.id)
     except StorageUnavailable:
         raise click.ClickException("The secondary storage (Redis) is unavailable.") from None
-    commit()
+    store.commit()
     session_revoked.send(app_object(), user_id=user.id, tokens=None)
     click.echo(f"Revoked {_plural(count, 'session')} of {user.email}.")
 
@@ -214,31 +213,21 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield bar.update
 
 
-def _purge_expired(
-    model: type[Session] | type[Verification], label: str, now: datetime, batch_size: int
-) -> tuple[int, int]:
-    """Delete the rows of ``model`` that expired before ``now``, committing each batch.
+def _purge_expired(rows: Purgeable, label: str, now: datetime, batch_size: int) -> tuple[int, int]:
+    """Delete the rows that expired before ``now``, committing each batch.
 
     :return: the number of rows deleted and of batches.
     """
-    db = state().db.session
-    expired = model.expires_at < now
-    total = db.execute(select(func.count()).select_from(model).where(expired)).scalar_one()
-    db.commit()
+    total = rows.count_expired(now)
     deleted = batches = 0
     with _progress(total, label) as advance:
         while True:
-            ids = list(db.execute(select(model.id).where(expired).limit(batch_size)).scalars())
-            if not ids:
+            selected, gone = rows.purge_expired(now, batch_size)
+            if not selected:
                 break
-            result = db.execute(
-                delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
-            )
-            db.commit()
-            # rowcount, not len(ids): a request may have taken a row in between
-            deleted += int(getattr(result, "rowcount", len(ids)))
+            deleted += gone
             batches += 1
-            advance(len(ids))
+            advance(selected)
     return deleted, batches
 
 
@@ -253,8 +242,13 @@ def _purge_expired(
 def cleanup_command(batch_size: int) -> None:
     """Delete expired sessions and verifications, in batches."""
     now = utcnow()
-    for model, what in ((Session, "session"), (Verification, "verification")):
-        deleted, batches = _purge_expired(model, f"Expired {what}s", now, batch_size)
+    store = storage()
+    rows: tuple[tuple[Purgeable, str], ...] = (
+        (store.sessions, "session"),
+        (store.verifications, "verification"),
+    )
+    for table, what in rows:
+        deleted, batches = _purge_expired(table, f"Expired {what}s", now, batch_size)
         click.echo(
             f"Deleted {_plural(deleted, 'expired ' + what)}"
             f" in {_plural(batches, 'batch', 'batches')}."

@@ -16,12 +16,12 @@ from urllib.parse import unquote
 from flask import Response, g, request
 from werkzeug.local import LocalProxy
 
-from . import cookie_cache, store
+from . import cookie_cache
 from .cookies import clear_session_cookies, read_signed_cookie, serialize, set_session_cookies
 from .crypto import generate_id, unsign_value
 from .ip import address_from_headers
 from .models import Session, User, utcnow
-from .state import settings
+from .state import settings, storage
 
 if TYPE_CHECKING:
     from .settings import AuthSettings
@@ -130,7 +130,7 @@ def read_credentials() -> AuthContext:
 
 
 def _authoritative_source() -> Literal["secondary", "database"]:
-    return "database" if settings().secondary_storage.sessions_in_database else "secondary"
+    return storage().sessions.source
 
 
 def resolve_session(
@@ -173,11 +173,12 @@ def resolve_session(
             ctx.session, ctx.user = cached
             ctx.source = "cookie"
             return cached
-    found = store.find_session(ctx.token, authoritative=sensitive)
+    sessions = storage().sessions
+    found = sessions.find(ctx.token, authoritative=sensitive)
     now = datetime.now(UTC)
     if found is None or found[0].expires_at <= now:
         if found is not None:
-            store.drop_session(found[0])
+            sessions.discard(found[0])
         ctx.mark_clear()
         return None
     session, user, ctx.source = found
@@ -188,7 +189,7 @@ def resolve_session(
         due = session.expires_at - rules.expires_in + rules.update_age
         if due <= now:
             stamp = utcnow()
-            if not store.extend_session(session, user, stamp, stamp + rules.expires_in):
+            if not sessions.extend(session, user, stamp, stamp + rules.expires_in):
                 ctx.session = ctx.user = None
                 ctx.mark_clear()
                 return None
@@ -228,7 +229,7 @@ def create_session(user: User, *, dont_remember: bool = False) -> Session:
         ip_address=client_ip(conf),
         user_agent=request.headers.get("User-Agent", ""),
     )
-    store.save_session(session, user)
+    storage().sessions.create(session, user)
     ctx = auth_context()
     ctx.resolved = True
     ctx.session, ctx.user = session, user

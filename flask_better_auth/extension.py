@@ -19,6 +19,7 @@ from .ratelimit import RateLimiter
 from .secondary_storage import SecondaryStorage
 from .settings import DEFAULTS, AuthSettings, ConfigError
 from .state import AuthState, state
+from .storage import build_storage
 
 if TYPE_CHECKING:
     from .migrations import MigrationStatus
@@ -117,6 +118,7 @@ class BetterAuth:
             settings,
             db,
             mailer,
+            build_storage(db, secondary, settings.secondary_storage),
             self._on_password_reset,
             rate_limiter=limiter,
             secondary=secondary,

@@ -16,8 +16,7 @@ from .models import Session, User
 from .origin import check_redirect_target
 from .schemas import is_email
 from .signals import session_revoked, user_signed_in, user_signed_out
-from .state import app_object, settings
-from .store import commit, credential_account, delete_session_token, user_by_email
+from .state import app_object, settings, storage
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -40,12 +39,13 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not is_email(email) or js_length(password) > conf.max_length:
         return None
-    user = user_by_email(email)
-    account = credential_account(user.id) if user is not None else None
+    store = storage()
+    user = store.users.by_email(email)
+    account = store.accounts.credential(user.id) if user is not None else None
     if user is None or account is None or not account.password:
         burn_password_check(password, n=conf.scrypt_n)
         return None
-    commit()  # end the read transaction: nothing is held open during the hash
+    store.commit()  # end the read transaction: nothing is held open during the hash
     if not verify_password(account.password, password, n=conf.scrypt_n):
         return None
     return user
@@ -70,7 +70,7 @@ def login_user(user: User, *, remember: bool = True, force: bool = False) -> Ses
     if not force and not user.is_active:
         return None
     session = create_session(user, dont_remember=not remember)
-    commit()
+    storage().commit()
     user_signed_in.send(app_object(), user=user, session=session)
     return session
 
@@ -88,8 +88,8 @@ def logout_user() -> bool:
     ctx = auth_context()
     user_id = None
     if ctx.token:
-        user_id = delete_session_token(ctx.token)
-        commit()
+        user_id = storage().sessions.delete_token(ctx.token)
+        storage().commit()
         app = app_object()
         if user_id is not None:
             session_revoked.send(app, user_id=user_id, tokens=[ctx.token])

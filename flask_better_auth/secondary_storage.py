@@ -7,11 +7,12 @@ Keys, each after ``BETTER_AUTH_SECONDARY_STORAGE_PREFIX``:
   with the furthest one;
 * ``revoked-sessions-before-<userId>``: epoch milliseconds; a session created earlier is revoked
   ("revoke all" reaches sessions missing from the list too);
-* ``verification:<identifier>``: the JSON verification row, expiring with it.
+* ``verification:<identifier>``: the JSON verification row, expiring with it
+  (:class:`~flask_better_auth.storage.redis.RedisVerifications`).
 
-A Redis failure raises :class:`StorageUnavailable` (a ``503 SERVICE_UNAVAILABLE``); the callers
-in :mod:`~flask_better_auth.store` decide whether the database answers instead. It is logged once
-per outage, and reads skip Redis for :data:`READ_PAUSE` seconds after a failure.
+A Redis failure raises :class:`StorageUnavailable` (a ``503 SERVICE_UNAVAILABLE``);
+:mod:`~flask_better_auth.storage.layered` decides whether the database answers instead. It is
+logged once per outage, and reads skip Redis for :data:`READ_PAUSE` seconds after a failure.
 
 The client (:func:`redis_client`) is the app's only one on this URL: the rate limiter counts
 through it when its Redis URL is the same.
@@ -170,11 +171,13 @@ def ttl_seconds(expires_ms: int, now: int | None = None) -> int:
     return max((expires_ms - (now_ms() if now is None else now)) // 1000, 0)
 
 
-def _dumps(value: Any) -> str:
+def dump_json(value: Any) -> str:
+    """Compact JSON, as Better Auth's ``JSON.stringify`` writes it."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _loads(raw: Any) -> Any:
+def load_json(raw: Any) -> Any:
+    """Parsed JSON, or ``None`` when absent or unreadable."""
     if raw is None:
         return None
     try:
@@ -185,7 +188,7 @@ def _loads(raw: Any) -> Any:
 
 def _entry(raw: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(session, user)`` of a stored session entry, or ``None`` when absent or unreadable."""
-    data = _loads(raw)
+    data = load_json(raw)
     if not isinstance(data, dict):
         return None
     session, user = data.get("session"), data.get("user")
@@ -248,7 +251,12 @@ class SecondaryStorage:
         """``False`` from a failure until Redis answers again (in this process)."""
         return self._down_since is None
 
-    def _call(self, operation: Callable[[redis.Redis], T], *, read: bool = False) -> T:
+    def call(self, operation: Callable[[redis.Redis], T], *, read: bool = False) -> T:
+        """Run ``operation`` on the client; a Redis error becomes :class:`StorageUnavailable`.
+
+        The first failure is logged (once per outage); :data:`READ_PAUSE` seconds of ``read``
+        calls then fail at once. The first success after an outage deletes the keys left stale.
+        """
         if read and time.monotonic() < self._reads_paused_until:
             raise StorageUnavailable()
         try:
@@ -346,7 +354,7 @@ class SecondaryStorage:
 
     def _references(self, client: redis.Redis, user_id: str) -> list[Ref]:
         now = now_ms()
-        raw = _loads(client.get(self._references_key(user_id)))
+        raw = load_json(client.get(self._references_key(user_id)))
         return [
             ref
             for ref in (raw if isinstance(raw, list) else [])
@@ -367,7 +375,7 @@ class SecondaryStorage:
             pipe.multi()
             ttl = ttl_seconds(references[-1]["expiresAt"]) if references else 0
             if ttl > 0:
-                pipe.set(key, _dumps(references), ex=ttl)
+                pipe.set(key, dump_json(references), ex=ttl)
             else:
                 pipe.delete(key)
 
@@ -385,7 +393,7 @@ class SecondaryStorage:
                 return None
             return entry
 
-        return self._call(operation, read=True)
+        return self.call(operation, read=True)
 
     def set_session(self, session: dict[str, Any], user: dict[str, Any], expires: int) -> None:
         """Store a new session entry and list its token in the user's active sessions.
@@ -398,7 +406,7 @@ class SecondaryStorage:
         token, user_id = session["token"], session["userId"]
 
         def operation(client: redis.Redis) -> None:
-            client.set(self.key(token), _dumps({"session": session, "user": user}), ex=ttl)
+            client.set(self.key(token), dump_json({"session": session, "user": user}), ex=ttl)
             self._update_references(
                 client,
                 user_id,
@@ -408,7 +416,7 @@ class SecondaryStorage:
                 ],
             )
 
-        self._call(operation)
+        self.call(operation)
 
     def update_session(self, session: dict[str, Any], user: dict[str, Any], expires: int) -> bool:
         """Rewrite an existing entry (a refresh); ``False`` when it is gone (revoked meanwhile).
@@ -422,7 +430,7 @@ class SecondaryStorage:
             if ttl <= 0:
                 client.delete(self.key(token))
                 return False
-            entry = _dumps({"session": session, "user": user})
+            entry = dump_json({"session": session, "user": user})
             if not client.set(self.key(token), entry, ex=ttl, xx=True):
                 return False
             self._update_references(
@@ -435,7 +443,7 @@ class SecondaryStorage:
             )
             return True
 
-        return self._call(operation)
+        return self.call(operation)
 
     def delete_session(self, token: str, *, owner: str | None = None) -> str | None:
         """Delete one session entry; the user id it belonged to, or ``None`` if there was none.
@@ -455,7 +463,7 @@ class SecondaryStorage:
                 )
             return user_id
 
-        return self._call(operation)
+        return self.call(operation)
 
     def delete_user_sessions(
         self,
@@ -486,7 +494,7 @@ class SecondaryStorage:
             )
             return deleted
 
-        return self._call(operation)
+        return self.call(operation)
 
     def list_sessions(self, user_id: str) -> list[dict[str, Any]]:
         """The session JSON of every listed, unexpired, unrevoked session of the user."""
@@ -514,11 +522,11 @@ class SecondaryStorage:
                 sessions.append(session)
             return sessions
 
-        return self._call(operation, read=True)
+        return self.call(operation, read=True)
 
     def rewrite_user(self, user: dict[str, Any]) -> None:
         """Put the updated user into every active session entry of theirs (TTL kept)."""
-        self._call(lambda client: self._rewrite_user(client, user))
+        self.call(lambda client: self._rewrite_user(client, user))
 
     def _rewrite_user(self, client: redis.Redis, user: dict[str, Any]) -> None:
         user_id = str(user["id"])
@@ -530,62 +538,9 @@ class SecondaryStorage:
         for token, raw in zip(tokens, raws, strict=True):
             entry = _entry(raw)
             if entry is not None:
-                value = _dumps({"session": entry[0], "user": user})
+                value = dump_json({"session": entry[0], "user": user})
                 pipe.set(self.key(token), value, xx=True, keepttl=True)
         pipe.execute()
-
-    # ------------------------------------------------------------------ verification values
-
-    def verification_key(self, identifier: str) -> str:
-        """The key of a verification value."""
-        return self.key(f"verification:{identifier}")
-
-    def set_verification(self, row: dict[str, Any], expires: int) -> None:
-        """Store a verification row under ``verification:<identifier>`` until it expires."""
-        ttl = ttl_seconds(expires)
-        if ttl > 0:
-            key = self.verification_key(row["identifier"])
-            self._call(lambda client: client.set(key, _dumps(row), ex=ttl))
-
-    def get_verification(self, identifier: str) -> dict[str, Any] | None:
-        """The stored verification row, or ``None``."""
-        key = self.verification_key(identifier)
-        row = _loads(self._call(lambda client: client.get(key), read=True))
-        return row if isinstance(row, dict) else None
-
-    def take_verification(self, identifier: str) -> dict[str, Any] | None:
-        """Atomically read and delete (``GETDEL``) a verification row: one taker wins."""
-        key = self.verification_key(identifier)
-        row = _loads(self._call(lambda client: client.getdel(key)))
-        return row if isinstance(row, dict) else None
-
-    def delete_verification(self, identifier: str) -> None:
-        """Delete a verification value."""
-        key = self.verification_key(identifier)
-        self._call(lambda client: client.delete(key))
-
-    def delete_verifications(self, prefix: str, value: str) -> int:
-        """Delete every verification row under ``prefix…`` whose value is ``value``.
-
-        A ``SCAN`` of the prefix: for rare events (a password change drops the user's reset
-        tokens), never a request's common path.
-        """
-        pattern = _glob_escape(self.verification_key(prefix)) + "*"
-
-        def operation(client: redis.Redis) -> int:
-            deleted = 0
-            for key in client.scan_iter(match=pattern, count=500):
-                row = _loads(client.get(key))
-                if isinstance(row, dict) and row.get("value") == value:
-                    deleted += int(client.delete(key))
-            return deleted
-
-        return self._call(operation)
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` matched literally by a Redis ``MATCH`` pattern."""
-    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def _expiry(ref: Ref) -> int:

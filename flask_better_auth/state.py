@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     from .extension import BetterAuth
     from .ratelimit import RateLimiter
     from .secondary_storage import SecondaryStorage
+    from .storage import Storage
 
 
 @dataclass(frozen=True)
 class AuthState:
-    """One app's extension, settings (read once in ``init_app``), database and mailer.
+    """One app's extension, settings (read once in ``init_app``), database, mailer and storage.
+
+    ``storage`` is what everything reads and writes users, sessions and the rest through
+    (:func:`storage`): chosen once in ``init_app`` from the secondary-storage settings.
 
     ``rate_limiter`` is ``None`` while rate limiting is off; ``secondary`` (the Redis of
     ``BETTER_AUTH_SECONDARY_STORAGE_URL``) is ``None`` without secondary storage.
@@ -32,6 +36,7 @@ class AuthState:
     settings: AuthSettings
     db: SQLAlchemy
     mailer: Mailer
+    storage: Storage
     on_password_reset: Callable[..., Any] | None = None
     rate_limiter: RateLimiter | None = None
     secondary: SecondaryStorage | None = None
@@ -59,3 +64,8 @@ def app_object() -> Flask:
 def settings() -> AuthSettings:
     """The current app's settings."""
     return state().settings
+
+
+def storage() -> Storage:
+    """The current app's :class:`~flask_better_auth.storage.Storage`."""
+    return state().storage

@@ -22,10 +22,9 @@ from sqlalchemy import inspect
 
 from .context import create_session
 from .cookies import encode_signed
-from .crypto import generate_id, hash_password
-from .models import Session, User, utcnow
-from .state import settings
-from .store import add_user_with_password, commit, db_session, user_by_email
+from .crypto import hash_password
+from .models import Session, User
+from .state import settings, storage
 
 _DEFAULT: Any = object()
 
@@ -94,7 +93,7 @@ class AuthTestClient(FlaskClient):
         with app.test_request_context(headers={"User-Agent": "AuthTestClient"}):
             found = _load_user(user)
             session = create_session(found, dont_remember=not remember)
-            commit()
+            storage().commit()
             conf = settings()
         domain = self._cookie_domain()
         self.set_cookie(
@@ -156,34 +155,28 @@ def create_user(
     with app.app_context():
         conf = settings()
         display = name or email.split("@")[0]
+        password_hash = None
         if password is not None:
             password_hash = hash_password(password, n=conf.password.scrypt_n)
-            user = add_user_with_password(display, email, password_hash, verified=email_verified)
-        else:
-            now = utcnow()
-            user = User(
-                id=generate_id(),
-                name=display,
-                email=email.lower(),
-                email_verified=email_verified,
-                created_at=now,
-                updated_at=now,
-            )
-            db_session().add(user)
-        commit()
+        store = storage()
+        user = store.users.create(
+            display, email, password_hash=password_hash, verified=email_verified
+        )
+        store.commit()
         return user
 
 
 def _load_user(user: User | str) -> User:
+    users = storage().users
     if isinstance(user, User):
         # The identity key, not user.id: an instance from a closed session may be expired.
         identity = inspect(user).identity
         user_id = identity[0] if identity else user.id
-        found = db_session().get(User, user_id)
+        found = users.get(user_id)
         if found is None:
             raise LookupError(f"no user with id {user_id!r} in the database")
         return found
-    by_email = user_by_email(user)
+    by_email = users.by_email(user)
     if by_email is None:
         raise LookupError(f"no user with email {user!r}: create one first (create_user)")
     return by_email

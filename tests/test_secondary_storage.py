@@ -25,9 +25,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 
 from flask_better_auth import ConfigError
-from flask_better_auth import store as auth_store
 from flask_better_auth.cookies import encode_signed
 from flask_better_auth.models import Session, Verification, utcnow
+from flask_better_auth.state import storage
 
 REDIS_URL = os.environ.get("FBA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 COOKIE = "better-auth.session-token"
@@ -170,8 +170,8 @@ def test_requests_without_credentials_never_touch_redis(
 ):
     storage = app.extensions["better_auth"].secondary
     calls: list[Any] = []
-    original = storage._call
-    monkeypatch.setattr(storage, "_call", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = storage.call
+    monkeypatch.setattr(storage, "call", lambda *a, **k: calls.append(a) or original(*a, **k))
     assert client.get("/api/open").get_json() == {"signed_in": False}
     assert client.get("/api/auth/get-session").get_data() == b"null"
     assert calls == []
@@ -416,15 +416,15 @@ def test_reset_tokens_live_in_redis_with_a_ttl_and_work_once(
 @pytest.mark.settings(VERIFICATION_STORE_IN_DATABASE=False)
 def test_a_redis_verification_value_is_consumed_once_under_a_race(app: Flask):
     with app.app_context():
-        auth_store.create_verification("race:1", "the-value", utcnow() + timedelta(minutes=5))
-        auth_store.commit()
+        storage().verifications.create("race:1", "the-value", utcnow() + timedelta(minutes=5))
+        storage().commit()
     results: list[str | None] = []
     barrier = threading.Barrier(8)
 
     def take() -> None:
         with app.app_context():
             barrier.wait()
-            results.append(auth_store.consume_verification("race:1"))
+            results.append(storage().verifications.consume("race:1"))
 
     threads = [threading.Thread(target=take) for _ in range(8)]
     for thread in threads:

@@ -26,8 +26,7 @@ from ..errors import AuthError, missing_table
 from ..models import Session, User
 from ..origin import check_origin, check_redirect_targets
 from ..schemas import Field, parse_body, validate
-from ..state import settings
-from ..store import db_session
+from ..state import settings, storage
 
 logger = logging.getLogger("flask_better_auth")
 
@@ -223,7 +222,7 @@ def _unexpected(error: Exception) -> Response:
 
 def _rollback() -> None:
     try:
-        db_session().rollback()
+        storage().rollback()
     except Exception:  # the database may be the very thing that failed
         logger.debug("rollback failed", exc_info=True)
 

@@ -22,27 +22,16 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import request
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ..context import auth_context, create_session, resolve_session
 from ..crypto import generate_id
 from ..errors import AuthError
-from ..models import User, utcnow
+from ..models import User
 from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import email_verified
-from ..state import app_object, state
-from ..store import (
-    commit,
-    create_verification,
-    db_session,
-    find_verification,
-    user_by_email,
-    user_changed,
-    user_row,
-)
+from ..state import app_object, state, storage
+from ..storage import Conflict
 from ..tokens import sign_jwt, verify_jwt
 from .base import auth_url, endpoint, redirect_response, require_session, settings
 
@@ -80,33 +69,13 @@ def _spent_identifier(token: str) -> str:
 
 def _spent(token: str) -> bool:
     """Whether this link was followed already."""
-    return find_verification(_spent_identifier(token)) is not None
+    return storage().verifications.find(_spent_identifier(token)) is not None
 
 
 def _spend(token: str, claims: dict[str, Any], user: User) -> None:
     """Record the link as followed until it expires anyway (the caller commits)."""
     expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-    create_verification(_spent_identifier(token), user.id, expires_at)
-
-
-def _update_if(user: User, condition: ColumnElement[bool], **values: Any) -> bool:
-    """Update the user's row only while ``condition`` holds, in one statement (atomic under
-    concurrency); ``user`` follows. ``False`` when the row no longer matches.
-
-    :raises IntegrityError: the new values break a unique index (an address taken meanwhile).
-    """
-    values["updated_at"] = utcnow()
-    result = db_session().execute(
-        update(User)
-        .where(User.id == user.id, condition)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if not getattr(result, "rowcount", 0):
-        return False
-    for key, value in values.items():
-        set_committed_value(user, key, value)
-    return True
+    storage().verifications.create(_spent_identifier(token), user.id, expires_at)
 
 
 def _done(callback_url: str | None, body: dict[str, Any]) -> Any:
@@ -133,7 +102,8 @@ def verify_email(body: Any) -> Any:
     if _spent(token):
         return _fail(callback_url, "INVALID_TOKEN")
     email = str(claims.get("email", "")).lower()
-    user = user_by_email(email) if email else None
+    store = storage()
+    user = store.users.by_email(email) if email else None
     if user is None:
         return _fail(callback_url, "USER_NOT_FOUND")
     if claims.get("userId") is not None and claims["userId"] != user.id:
@@ -146,17 +116,17 @@ def verify_email(body: Any) -> Any:
     _spend(token, claims, user)
     # Already verified (by another link, or this one in a concurrent request): Better Auth's
     # answer, without signing in.
-    if user.email_verified or not _update_if(
-        user, (User.email == user.email) & User.email_verified.is_(False), email_verified=True
+    if user.email_verified or not store.users.update_if(
+        user, {"email": user.email, "email_verified": False}, email_verified=True
     ):
-        commit()
+        store.commit()
         return _done(callback_url, {"status": True, "user": None})
     if conf.email.auto_sign_in_after_verification:
         current = resolve_session()
         if current is None or current[1].id != user.id:
             create_session(user)
-    commit()
-    user_changed(user)
+    store.commit()
+    store.sessions.refresh_user(user)
     email_verified.send(app_object(), user=user)
     return _done(callback_url, {"status": True, "user": None})
 
@@ -173,7 +143,7 @@ def _change_email(
     if request_type == "change-email-confirmation":
         # The old address approved: now prove the new one.
         _spend(token, claims, user)
-        commit()
+        storage().commit()
         url, token = verification_link(
             {
                 "email": user.email,
@@ -185,27 +155,26 @@ def _change_email(
         )
         state().mailer.send("verification", user=user, url=url, token=token, to=new_email)
         return _done(callback_url, {"status": True})
-    taken = db_session().execute(select(User.id).where(User.email == new_email)).first()
-    if taken is not None:
+    store = storage()
+    if store.users.by_email(new_email) is not None:
         return _fail(callback_url, "USER_ALREADY_EXISTS", 422)
     try:
         # The link reached the new address: it is verified (a legacy token without
         # requestType verifies nothing, as in Better Auth).
-        changed = _update_if(
+        changed = store.users.update_if(
             user,
-            User.email == user.email,
+            {"email": user.email},
             email=new_email,
             email_verified=request_type == "change-email-verification",
         )
-    except IntegrityError:  # another account took the address meanwhile
-        db_session().rollback()
+    except Conflict:  # another account took the address meanwhile (rolled back)
         return _fail(callback_url, "USER_ALREADY_EXISTS", 422)
     if not changed:  # the address changed since the link was issued
-        db_session().rollback()
+        store.rollback()
         return _fail(callback_url, "INVALID_TOKEN")
     _spend(token, claims, user)
-    commit()
-    user_changed(user)
+    store.commit()
+    store.sessions.refresh_user(user)
     if current is not None:
         ctx = auth_context()
         ctx.user = user  # the session's user may be a cached copy
@@ -230,8 +199,8 @@ def send_verification_email(body: dict[str, Any]) -> Any:
         # The same work whatever the address (the link is signed either way, the mail goes
         # out after the response), then Better Auth's floor on top.
         started = time.monotonic()
-        user = user_by_email(email)
-        commit()
+        user = storage().users.by_email(email)
+        storage().commit()
         if user is not None and not user.email_verified:
             send_verification(user, callback_url)
         else:
@@ -272,21 +241,19 @@ def change_email(body: dict[str, Any]) -> Any:
     direct = conf.email.update_email_without_verification and not user.email_verified
     if not (direct or can_verify or can_confirm):
         raise AuthError(400, None, "Verification email isn't enabled")
-    if user_by_email(new_email) is not None:
+    store = storage()
+    if store.users.by_email(new_email) is not None:
         # Same answer and similar work as a real change: the address's owner stays unknown.
         verification_link({"email": user.email, "updateTo": new_email}, callback_url)
-        commit()
+        store.commit()
         return {"status": True}
     if direct:
-        user = user_row(user)  # the session may come from Redis: update the row
-        user.email = new_email
-        user.updated_at = utcnow()
-        try:
-            commit()
-        except IntegrityError:  # taken meanwhile: the same answer as a taken address
-            db_session().rollback()
+        try:  # the session may come from Redis: the row is updated
+            user = store.users.update(user, email=new_email)
+        except Conflict:  # taken meanwhile: the same answer as a taken address
             return {"status": True}
-        user_changed(user)
+        store.commit()
+        store.sessions.refresh_user(user)
         ctx = auth_context()
         ctx.user = user
         ctx.mark_set()
@@ -294,7 +261,7 @@ def change_email(body: dict[str, Any]) -> Any:
             send_verification(user, callback_url)
         return {"status": True}
     claims = {"email": user.email, "updateTo": new_email, "userId": user.id}
-    commit()
+    store.commit()
     if user.email_verified and can_confirm:
         url, token = verification_link(
             {**claims, "requestType": "change-email-confirmation"}, callback_url

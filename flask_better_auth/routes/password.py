@@ -11,8 +11,7 @@ from ..errors import AuthError
 from ..schemas import Field
 from ..settings import AuthSettings
 from ..signals import session_revoked
-from ..state import app_object
-from ..store import commit, credential_account, db_session, delete_sessions, set_password
+from ..state import app_object, storage
 from .base import NO_STORE, endpoint, json_response, require_session, settings
 
 
@@ -45,10 +44,10 @@ def check_current_password(user_id: str, password: str, conf: AuthSettings) -> N
     """Verify the user's current password: 400 PASSWORD_TOO_LONG (before any lookup or hash),
     CREDENTIAL_ACCOUNT_NOT_FOUND or INVALID_PASSWORD."""
     check_max_length(password, conf)
-    account = credential_account(user_id)
+    account = storage().accounts.credential(user_id)
     if account is None or not account.password:
         raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
-    commit()  # no transaction stays open during the hash
+    storage().commit()  # no transaction stays open during the hash
     if not verify_password(account.password, password, n=conf.password.scrypt_n):
         raise AuthError(400, "INVALID_PASSWORD")
 
@@ -64,7 +63,8 @@ CHANGE_FIELDS = (
 def change_password(body: dict[str, Any]) -> Any:
     """Change the password; with ``revokeOtherSessions`` every session is replaced by a new one.
 
-    Reset links still out for the user stop working (:func:`~..store.set_password`).
+    Reset links still out for the user stop working
+    (:meth:`~flask_better_auth.storage.AccountStore.set_password`).
     """
     conf = settings()
     _session, user = require_session("sensitive")
@@ -73,17 +73,17 @@ def change_password(body: dict[str, Any]) -> Any:
     check_current_password(user.id, body["currentPassword"], conf)
     new_hash = hash_password(new_password, n=conf.password.scrypt_n)
 
-    account = credential_account(user.id)
+    store = storage()
+    account = store.accounts.credential(user.id)
     if account is None:  # deleted meanwhile
         raise AuthError(400, "CREDENTIAL_ACCOUNT_NOT_FOUND")
-    set_password(user.id, new_hash, account=account)
+    store.accounts.set_password(user.id, new_hash, account=account)
     token = None
     if body.get("revokeOtherSessions"):
-        delete_sessions(user.id)
+        store.sessions.delete_for_user(user.id)
         end_session()
         token = create_session(user).token
-    db_session().flush()
-    commit()
+    store.commit()
     if token is not None:
         session_revoked.send(
             app_object(),

@@ -9,21 +9,11 @@ from flask import request
 
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
-from ..models import User, utcnow
+from ..models import utcnow
 from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import password_reset
-from ..state import app_object, state
-from ..store import (
-    commit,
-    consume_verification,
-    create_verification,
-    db_session,
-    delete_sessions,
-    find_verification,
-    set_password,
-    user_by_email,
-)
+from ..state import app_object, state, storage
 from .base import auth_url, endpoint, redirect_response, settings
 from .password import check_length
 
@@ -50,13 +40,14 @@ def request_password_reset(body: dict[str, Any]) -> Any:
     mailer = state().mailer
     if not mailer.can_send("reset-password"):
         raise AuthError(400, "RESET_PASSWORD_DISABLED", "Reset password isn't enabled")
-    user = user_by_email(body["email"])
+    store = storage()
+    user = store.users.by_email(body["email"])
     token = generate_id(24)
     owner = user.id if user is not None else generate_id()
-    create_verification(
+    store.verifications.create(
         _identifier(token), owner, utcnow() + conf.email.reset_password_token_expires_in
     )
-    commit()
+    store.commit()
     callback = quote(body.get("redirectTo") or "", safe="")
     url = f"{auth_url()}/reset-password/{token}?callbackURL={callback}"
     if user is not None:
@@ -90,7 +81,7 @@ def reset_password_link(body: Any, token: str) -> Any:
         return redirect_response(f"{auth_url()}/error?error=INVALID_TOKEN")
     check_redirect_target(callback_url, "callbackURL", "INVALID_CALLBACK_URL", conf, request)
     target = urljoin(f"{auth_url()}/", callback_url)
-    valid = find_verification(_identifier(token)) is not None
+    valid = storage().verifications.find(_identifier(token)) is not None
     params = {"token": token} if valid else {"error": "INVALID_TOKEN"}
     return redirect_response(_with_query(target, **params))
 
@@ -110,16 +101,17 @@ def reset_password(body: dict[str, Any]) -> Any:
     check_length(new_password, conf)
     # Hash before the transaction: the token is consumed and the password set in one commit.
     new_hash = hash_password(new_password, n=conf.password.scrypt_n)
-    user_id = consume_verification(_identifier(token))
+    store = storage()
+    user_id = store.verifications.consume(_identifier(token))
     if user_id is None:
         raise AuthError(400, "INVALID_TOKEN")
-    user = db_session().get(User, user_id)
+    user = store.users.get(user_id)
     if user is None:
         raise AuthError(400, "USER_NOT_FOUND")
-    set_password(user.id, new_hash)
+    store.accounts.set_password(user.id, new_hash)
     if conf.email.revoke_sessions_on_password_reset:
-        delete_sessions(user.id)
-    commit()
+        store.sessions.delete_for_user(user.id)
+    store.commit()
     password_reset.send(app_object(), user=user)
     hook = state().on_password_reset
     if hook is not None:

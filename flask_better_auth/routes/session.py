@@ -10,8 +10,7 @@ from ..context import end_session, resolve_session
 from ..errors import AuthError
 from ..schemas import Field
 from ..signals import session_revoked
-from ..state import app_object
-from ..store import active_sessions, commit, delete_sessions
+from ..state import app_object, storage
 from .base import NO_STORE, endpoint, json_response, require_session
 
 
@@ -46,7 +45,8 @@ def get_session(body: Any) -> Any:
 def list_sessions(body: Any) -> Any:
     """Every unexpired session of the signed-in user (tokens included: never cached)."""
     _, user = require_session("fresh")
-    return json_response([s.to_json() for s in active_sessions(user.id)], headers=NO_STORE)
+    sessions = storage().sessions.list_active(user.id)
+    return json_response([s.to_json() for s in sessions], headers=NO_STORE)
 
 
 def _revoked(user_id: str, tokens: list[str] | None) -> None:
@@ -58,8 +58,8 @@ def revoke_session(body: dict[str, Any]) -> Any:
     """Revoke one of the user's sessions by token (someone else's token: silently nothing)."""
     session, user = require_session("sensitive")
     token: str = body["token"]
-    if delete_sessions(user.id, token=token):
-        commit()
+    if storage().sessions.delete_for_user(user.id, token=token):
+        storage().commit()
         _revoked(user.id, [token])
     if token == session.token:
         end_session()
@@ -70,8 +70,8 @@ def revoke_session(body: dict[str, Any]) -> Any:
 def revoke_sessions(body: Any) -> Any:
     """Revoke every session of the user, this one included."""
     _, user = require_session("sensitive")
-    delete_sessions(user.id)
-    commit()
+    storage().sessions.delete_for_user(user.id)
+    storage().commit()
     _revoked(user.id, None)
     end_session()
     return {"status": True}
@@ -81,7 +81,7 @@ def revoke_sessions(body: Any) -> Any:
 def revoke_other_sessions(body: Any) -> Any:
     """Revoke every session of the user except this one."""
     session, user = require_session("sensitive")
-    delete_sessions(user.id, keep_token=session.token)
-    commit()
+    storage().sessions.delete_for_user(user.id, keep_token=session.token)
+    storage().commit()
     _revoked(user.id, None)
     return {"status": True}

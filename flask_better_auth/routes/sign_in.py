@@ -12,8 +12,7 @@ from ..decorators import wants_html
 from ..errors import AuthError
 from ..schemas import FORM, Field, is_email
 from ..signals import user_signed_in
-from ..state import app_object, state
-from ..store import commit, credential_account, user_by_email
+from ..state import app_object, state, storage
 from .base import NO_STORE, endpoint, json_response, settings
 from .email_verification import send_verification
 from .password import check_max_length
@@ -41,12 +40,13 @@ def sign_in_email(body: dict[str, Any]) -> Any:
         raise AuthError(400, "INVALID_EMAIL")
     check_max_length(password, conf)
     n = conf.password.scrypt_n
-    user = user_by_email(email)
-    account = credential_account(user.id) if user is not None else None
+    store = storage()
+    user = store.users.by_email(email)
+    account = store.accounts.credential(user.id) if user is not None else None
     if user is None or account is None or not account.password:
         burn_password_check(password, n=n)
         raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
-    commit()  # end the read transaction: nothing is held open during the hash
+    store.commit()  # end the read transaction: nothing is held open during the hash
     if not verify_password(account.password, password, n=n):
         raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
     if conf.password.require_email_verification and not user.email_verified:
@@ -55,7 +55,7 @@ def sign_in_email(body: dict[str, Any]) -> Any:
         raise AuthError(403, "EMAIL_NOT_VERIFIED")
 
     session = create_session(user, dont_remember=body.get("rememberMe") is False)
-    commit()
+    store.commit()
     user_signed_in.send(app_object(), user=user, session=session)
     callback = body.get("callbackURL")
     if callback and request.mimetype == FORM and wants_html():

@@ -7,8 +7,7 @@ from typing import Any
 from ..context import auth_context, end_session
 from ..schemas import Field
 from ..signals import session_revoked, user_signed_out
-from ..state import app_object
-from ..store import commit, delete_session_token
+from ..state import app_object, storage
 from .base import endpoint
 
 FIELDS = (Field("callbackURL"), Field("disableRedirect", "boolean"), Field("state"))
@@ -19,8 +18,8 @@ def sign_out(body: dict[str, Any]) -> Any:
     """Delete the request's session (if any) and always expire the session cookies."""
     ctx = auth_context()
     if ctx.token:
-        user_id = delete_session_token(ctx.token)
-        commit()
+        user_id = storage().sessions.delete_token(ctx.token)
+        storage().commit()
         app = app_object()
         if user_id is not None:
             session_revoked.send(app, user_id=user_id, tokens=[ctx.token])

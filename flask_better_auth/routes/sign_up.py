@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from ..context import create_session
 from ..crypto import generate_id, hash_password
 from ..errors import AuthError
 from ..models import User, utcnow
 from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
-from ..state import app_object, state
-from ..store import add_user_with_password, commit, db_session, user_by_email
+from ..state import app_object, state, storage
+from ..storage import Conflict
 from .base import NO_STORE, endpoint, json_response, settings
 from .email_verification import send_verification
 from .password import check_length
@@ -65,22 +63,22 @@ def sign_up_email(body: dict[str, Any]) -> Any:
     # Hash before any database work: a slow hash inside a transaction stalls every writer.
     password_hash = hash_password(password, n=conf.password.scrypt_n)
 
-    if user_by_email(email) is not None:
+    store = storage()
+    if store.users.by_email(email) is not None:
         if generic:
             return _answer(None, _synthetic_user(name, email, image))
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
 
     try:
-        user = add_user_with_password(name, email, password_hash, image=image)
-    except IntegrityError:  # taken meanwhile: a concurrent sign-up of this email won
-        db_session().rollback()
+        user = store.users.create(name, email, password_hash=password_hash, image=image)
+    except Conflict:  # taken meanwhile: a concurrent sign-up of this email won (rolled back)
         if generic:
             return _answer(None, _synthetic_user(name, email, image))
         raise AuthError(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL") from None
     session = None
     if not generic:
         session = create_session(user, dont_remember=body.get("rememberMe") is False)
-    commit()
+    store.commit()
 
     app = app_object()
     user_signed_up.send(app, user=user)

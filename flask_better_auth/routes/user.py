@@ -7,24 +7,14 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import request
-from sqlalchemy import delete
 
 from ..context import auth_context, end_session, resolve_session
 from ..crypto import generate_id
 from ..errors import AuthError
-from ..models import Account, User, utcnow
+from ..models import User, utcnow
 from ..origin import check_redirect_target
 from ..schemas import Field, validate
-from ..state import state
-from ..store import (
-    commit,
-    consume_verification,
-    create_verification,
-    db_session,
-    delete_sessions,
-    user_changed,
-    user_row,
-)
+from ..state import state, storage
 from .base import (
     auth_url,
     empty_response,
@@ -49,12 +39,10 @@ def update_user(body: Any) -> Any:
     if not fields:
         raise AuthError(400, None, "No fields to update")
     _, cached = require_session()
-    user = user_row(cached)  # the session may come from a cache: update the row
-    for key, value in fields.items():
-        setattr(user, key, value)
-    user.updated_at = utcnow()
-    commit()
-    user_changed(user)
+    store = storage()
+    user = store.users.update(cached, **fields)  # the session may come from a cache: the row
+    store.commit()
+    store.sessions.refresh_user(user)
     ctx = auth_context()
     ctx.user = user
     ctx.mark_set()
@@ -70,17 +58,16 @@ def _delete_token_identifier(token: str) -> str:
 
 def _consume_delete_token(token: str, user: User) -> None:
     """Take the emailed deletion token; 404 INVALID_TOKEN unless it is this user's."""
-    if consume_verification(_delete_token_identifier(token)) != user.id:
+    if storage().verifications.consume(_delete_token_identifier(token)) != user.id:
         raise AuthError(404, "INVALID_TOKEN")
 
 
 def _delete(user: User) -> None:
     """Delete the user with its sessions and accounts, and expire the request's cookies."""
-    db = db_session()
-    delete_sessions(user.id)
-    db.execute(delete(Account).where(Account.user_id == user.id))
-    db.execute(delete(User).where(User.id == user.id).execution_options(synchronize_session=False))
-    commit()
+    store = storage()
+    store.sessions.delete_for_user(user.id)
+    store.users.delete(user.id)
+    store.commit()
     end_session()
 
 
@@ -108,10 +95,10 @@ def delete_user(body: dict[str, Any]) -> Any:
         conf.email.send_delete_account_verification or "delete-account" in mailer.callbacks
     ):
         token = generate_id(32, alphabet="abcdefghijklmnopqrstuvwxyz0123456789")
-        create_verification(
+        storage().verifications.create(
             _delete_token_identifier(token), user.id, utcnow() + conf.email.delete_token_expires_in
         )
-        commit()
+        storage().commit()
         callback = quote(body.get("callbackURL") or "/", safe="")
         url = f"{auth_url()}/delete-user/callback?token={token}&callbackURL={callback}"
         mailer.send("delete-account", user=user, url=url, token=token)
