@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from .email import Mailer
     from .extension import BetterAuth
+    from .plugins import PluginSet
     from .ratelimit import RateLimiter
     from .secondary_storage import SecondaryStorage
 
@@ -35,6 +36,8 @@ class AuthState:
     on_password_reset: Callable[..., Any] | None = None
     rate_limiter: RateLimiter | None = None
     secondary: SecondaryStorage | None = None
+    #: The app's plugins (the core first), joined; ``None`` only for a state built by hand.
+    plugins: PluginSet | None = None
 
 
 class NotRegistered(RuntimeError):
@@ -59,3 +62,14 @@ def app_object() -> Flask:
 def settings() -> AuthSettings:
     """The current app's settings."""
     return state().settings
+
+
+def plugin_settings(plugin_id: str) -> Any:
+    """What the plugin ``plugin_id`` read for the current app (its ``read_settings``).
+
+    :raises KeyError: the plugin is not enabled on this app.
+    """
+    joined = state().plugins
+    if joined is None or plugin_id not in joined.settings:
+        raise KeyError(f"the plugin {plugin_id!r} is not enabled on this app")
+    return joined.settings[plugin_id]
