@@ -24,10 +24,21 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Table,
     Text,
     event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    deferred,
+    mapped_column,
+    undefer,
+)
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine, UserDefinedType
 
 from .crypto import generate_id
@@ -300,6 +311,9 @@ CORE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 _MODELS: dict[str, type[Base]] = {"user": User, "session": Session, "account": Account}
 
+#: The ``Column.info`` flag of the columns plugins add.
+PLUGIN_FIELD = "better_auth_plugin_field"
+
 
 def extra_fields(kind: str) -> tuple[Any, ...]:
     """The current app's plugin fields of ``"user"``, ``"session"`` or ``"account"`` (none
@@ -352,12 +366,27 @@ def add_fields(kind: str, fields: Any) -> None:
         # FetchedValue: no DDL default, but an unset value is left out of INSERTs (else the
         # ORM writes NULL into a column the database of an app without the plugin lacks).
         column = Column(
-            extra.name, extra.type, nullable=extra.nullable, server_default=FetchedValue()
+            extra.name,
+            extra.type,
+            nullable=extra.nullable,
+            server_default=FetchedValue(),
+            info={PLUGIN_FIELD: True},
         )
         table.append_column(column)
         model.__mapper__.add_property(extra.attribute, deferred(column))
         # Nor may an INSERT read it back (RETURNING): the value stays expired until used.
         model.__mapper__.eager_defaults = False
+
+
+@compiles(CreateColumn)
+def _create_column(element: CreateColumn, compiler: Any, **kw: Any) -> Any:
+    # CREATE TABLE (create_all) makes a plugin's column only for an app that enables the
+    # plugin: the shared table lists every app's; None leaves the column out.
+    column = element.element
+    plugin = column.info.get(PLUGIN_FIELD) and isinstance(column.table, Table)
+    if plugin and column.name not in {extra.name for extra in extra_fields(column.table.name)}:
+        return None
+    return compiler.visit_create_column(element, **kw)
 
 
 def _set_defaults(row: Any, args: Any, kwargs: Any) -> None:
@@ -370,6 +399,22 @@ def _set_defaults(row: Any, args: Any, kwargs: Any) -> None:
 
 for _model in _MODELS.values():
     event.listen(_model, "init", _set_defaults)
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _load_plugin_fields(execute_state: ORMExecuteState) -> None:
+    # The deferred plugin columns load with their row, in the same query, in the apps that
+    # enable them (a lazy load would cost one more query per row).
+    if not execute_state.is_select:
+        return
+    options = [
+        undefer(getattr(model, extra.attribute))
+        for kind, model in _MODELS.items()
+        if any(mapper.class_ is model for mapper in execute_state.all_mappers)
+        for extra in extra_fields(kind)
+    ]
+    if options:
+        execute_state.statement = execute_state.statement.options(*options)
 
 
 def register_tables(target: MetaData) -> None:

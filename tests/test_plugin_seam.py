@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import ORIGIN, make_app, set_cookies, sign_in, sign_up
+from conftest import ORIGIN, make_app, queries, set_cookies, sign_in, sign_up
 from flask import Flask
 from seam_plugin import Note, SeamNotes
 from sqlalchemy import create_engine, inspect, text
 
 from flask_better_auth import BetterAuth, ConfigError
 from flask_better_auth.endpoints import Endpoints
+from flask_better_auth.migrations import VERSION_TABLE
+from flask_better_auth.models import metadata, rate_limit_metadata
 from flask_better_auth.plugins import REGISTRY, Plugin, register_plugin
 
 REDIS_URL = os.environ.get("FBA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -226,9 +228,26 @@ def columns(url: str, table: str) -> set[str]:
         engine.dispose()
 
 
-def test_migrate_creates_what_the_enabled_plugins_need(tmp_path: Path) -> None:
+def reset(url: str) -> None:
+    """No Better Auth table and no version table (the PostgreSQL test database is shared)."""
+    engine = create_engine(url)
+    try:
+        Note.__table__.drop(engine, checkfirst=True)
+        rate_limit_metadata.drop_all(engine)
+        metadata.drop_all(engine)
+        with engine.begin() as connection:
+            for table in (VERSION_TABLE, "better_auth_seam_notes_alembic_version"):
+                connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    finally:
+        engine.dispose()
+
+
+def test_migrate_creates_what_the_enabled_plugins_need(database_url: str, tmp_path: Path) -> None:
+    # The app without the plugin on either database (PostgreSQL would refuse an INSERT or a
+    # RETURNING naming the column its table lacks; SQLite takes "favoriteColor" for a string).
     with_url = f"sqlite:///{tmp_path / 'with.sqlite'}"
-    without_url = f"sqlite:///{tmp_path / 'without.sqlite'}"
+    without_url = database_url
+    reset(without_url)
     with_app = make_app(with_url, create_tables=False, PLUGINS=["seam-notes"])
     without_app = make_app(without_url, create_tables=False)
     try:
@@ -256,9 +275,13 @@ def test_migrate_creates_what_the_enabled_plugins_need(tmp_path: Path) -> None:
         assert sign_up(plugged).user["favoriteColor"] == "blue"
         r = plugged.post(f"{AUTH}/seam-notes/add", json={"text": "x"}, headers=ORIGIN)
         assert r.status_code == 200
+        r = client.post(f"{AUTH}/update-user", json={"name": "Bo"}, headers=ORIGIN)
+        assert r.status_code == 200
+        assert client.get("/api/me").get_json()["user"]["name"] == "Bo"
     finally:
         close(with_app)
         close(without_app)
+        reset(without_url)
 
 
 def test_migrate_adopts_the_plugin_tables_a_deployment_made(tmp_path: Path) -> None:
@@ -337,3 +360,35 @@ def plugin_config(database_url: str) -> Flask:
         TESTING=True, BETTER_AUTH_SECRET="x" * 40, SQLALCHEMY_DATABASE_URI=database_url
     )
     return app
+
+
+def test_create_all_makes_the_columns_of_the_enabled_plugins_only(database_url: str) -> None:
+    plugged = plugin_app(database_url)  # the plugin's columns join the shared tables
+    assert "favoriteColor" in columns(database_url, "user")
+    drop_note_table(plugged)
+    close(plugged)
+    plain = make_app(database_url)  # drop_all + create_all, in its own app context
+    try:
+        assert "favoriteColor" not in columns(database_url, "user")
+        assert "deviceLabel" not in columns(database_url, "session")
+        client = plain.test_client()
+        assert "favoriteColor" not in sign_up(client).user
+        assert client.get(f"{AUTH}/get-session").get_json()["user"]["email"] == "ann@example.com"
+    finally:
+        close(plain)
+
+
+def test_the_columns_load_with_their_rows(database_url: str) -> None:
+    # An authenticated get-session still costs one query: no lazy load of the plugin's fields.
+    app = plugin_app(database_url)
+    try:
+        client = app.test_client()
+        sign_up(client)
+        with queries(app) as statements:
+            data = client.get(f"{AUTH}/get-session").get_json()
+        assert data["user"]["favoriteColor"] == "blue"
+        assert len(statements) == 1, statements
+        assert '"favoriteColor"' in statements[0]
+    finally:
+        drop_note_table(app)
+        close(app)
