@@ -314,11 +314,14 @@ _MODELS: dict[str, type[Base]] = {"user": User, "session": Session, "account": A
 #: The ``Column.info`` flag of the columns plugins add.
 PLUGIN_FIELD = "better_auth_plugin_field"
 
+#: The tables some app of the process added plugin columns to: the others pay for nothing.
+_EXTENDED: set[str] = set()
+
 
 def extra_fields(kind: str) -> tuple[Any, ...]:
     """The current app's plugin fields of ``"user"``, ``"session"`` or ``"account"`` (none
     outside an app, or in an app without plugin fields)."""
-    if not has_app_context():
+    if kind not in _EXTENDED or not has_app_context():
         return ()
     state = current_app.extensions.get("better_auth")
     plugins = getattr(state, "plugins", None)
@@ -373,6 +376,7 @@ def add_fields(kind: str, fields: Any) -> None:
             info={PLUGIN_FIELD: True},
         )
         table.append_column(column)
+        _EXTENDED.add(kind)
         model.__mapper__.add_property(extra.attribute, deferred(column))
         # Nor may an INSERT read it back (RETURNING): the value stays expired until used.
         model.__mapper__.eager_defaults = False
@@ -405,7 +409,7 @@ for _model in _MODELS.values():
 def _load_plugin_fields(execute_state: ORMExecuteState) -> None:
     # The deferred plugin columns load with their row, in the same query, in the apps that
     # enable them (a lazy load would cost one more query per row).
-    if not execute_state.is_select:
+    if not _EXTENDED or not execute_state.is_select:
         return
     options = [
         undefer(getattr(model, extra.attribute))
