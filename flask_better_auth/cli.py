@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import click
-from flask.cli import AppGroup
+from flask import current_app, has_app_context
+from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
@@ -18,9 +19,16 @@ from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 from .config import ConfigError
 from .crypto import hash_password
 from .errors import missing_table
-from .migrations import VERSION_TABLE, MigrationError, migrate, status, upgrade_sql
+from .migrations import (
+    VERSION_TABLE,
+    MigrationError,
+    migrate_all,
+    plugin_histories,
+    status,
+    upgrade_sql,
+)
 from .models import metadata, rate_limit_metadata, utcnow
-from .routes.password import js_length
+from .passwords import js_length
 from .schemas import is_email
 from .secondary_storage import StorageUnavailable
 from .signals import session_revoked
@@ -35,6 +43,13 @@ class BetterAuthGroup(AppGroup):
     from ``init_app``, a missing table or an app without the extension surface here.
     """
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The core's command, else the one an enabled plugin of the app declares."""
+        return super().get_command(ctx, cmd_name) or _plugin_commands(ctx).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands(ctx)})
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -47,6 +62,20 @@ class BetterAuthGroup(AppGroup):
             raise click.ClickException(problem) from None
         except NotRegistered as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    """The commands of the app's plugins (none when the app cannot be loaded: ``--help``)."""
+    if has_app_context():
+        app = current_app
+    else:
+        try:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+        except Exception:  # the core's commands report it when they run
+            return {}
+    joined = getattr(app.extensions.get("better_auth"), "plugins", None)
+    plugins = joined.plugins if joined is not None else ()
+    return {c.name: c for p in plugins for c in p.commands if c.name is not None}
 
 
 # Also registered as a `flask.commands` entry point (setup.py), so that `flask --help` lists it
@@ -77,16 +106,25 @@ def migrate_command(sql: bool) -> None:
     changing them.
     """
     engine = state().db.engine
+    plugins = plugin_histories(state().plugins)
     if sql:
         buffer = io.StringIO()
         with _migration_errors(), engine.connect() as connection:
             before = upgrade_sql(connection, buffer)
+            for history in plugins:
+                if upgrade_sql(connection, buffer, history).up_to_date:
+                    buffer.write(f"-- The {history.label} tables are up to date.\n")
         if before.up_to_date:
             click.echo(f"-- The Better Auth tables are up to date (revision {before.head}).")
         click.echo(buffer.getvalue(), nl=False)
         return
     with _migration_errors():
-        before = migrate(engine)
+        (_, before), *others = migrate_all(engine, plugins)
+    for history, done in others:
+        for script in done.pending:
+            click.echo(f"Applied {history.label} {script.revision}: {script.doc}")
+        if done.adopt is not None:
+            click.echo(f"The {history.label} tables already exist: stamped {done.adopt}.")
     if before.adopt is not None:
         click.echo(
             f"Better Auth tables already exist ({', '.join(before.existing)}):"

@@ -64,6 +64,7 @@ class AuthContext:
     :ivar source: where the session was read: ``"cookie"`` (the cookie cache),
         ``"secondary"`` (Redis) or ``"database"``.
     :ivar issue_cache: write the cookie cache from :attr:`session` in the response.
+    :ivar new_session: the session this request created (what a second factor's hook undoes).
     """
 
     token: str | None = None
@@ -76,6 +77,7 @@ class AuthContext:
     source: Literal["cookie", "secondary", "database"] | None = None
     cookie_action: Literal["set", "clear"] | None = None
     issue_cache: bool = False
+    new_session: Session | None = None
 
     def mark_set(self) -> None:
         """Re-issue the session cookie from :attr:`session` in the response."""
@@ -236,6 +238,7 @@ def create_session(user: User, *, dont_remember: bool = False) -> Session:
     ctx.source = _authoritative_source()
     ctx.token = session.token
     ctx.dont_remember = dont_remember
+    ctx.new_session = session
     ctx.mark_set()
     return session
 

@@ -120,8 +120,12 @@ KEYS = Keys(
 )
 
 
-def email_settings(cfg: ConfigReader, *, debug: bool, instance_path: str) -> EmailSettings:
+def email_settings(
+    cfg: ConfigReader, *, debug: bool, instance_path: str, kinds: Mapping[str, str] | None = None
+) -> EmailSettings:
     """Read the email keys (and Flask-Mail's ``MAIL_*`` where ours are unset).
+
+    :param kinds: the app's plugins' email kinds and their default subjects.
 
     Also reads the core's ``BETTER_AUTH_REQUIRE_EMAIL_VERIFICATION``, which turns on sending on
     sign-up unless ``BETTER_AUTH_SEND_VERIFICATION_EMAIL_ON_SIGN_UP`` says otherwise.
@@ -140,11 +144,12 @@ def email_settings(cfg: ConfigReader, *, debug: bool, instance_path: str) -> Ema
     subjects = cfg.raw("EMAIL_SUBJECTS") or {}
     if not isinstance(subjects, Mapping):
         raise ConfigError("BETTER_AUTH_EMAIL_SUBJECTS must be a mapping of kind to subject line.")
-    unknown = set(subjects) - set(EMAIL_SUBJECTS)
+    defaults = {**EMAIL_SUBJECTS, **(kinds or {})}
+    unknown = set(subjects) - set(defaults)
     if unknown:
         raise ConfigError(
             f"BETTER_AUTH_EMAIL_SUBJECTS has unknown kinds {sorted(unknown)}:"
-            f" use {', '.join(EMAIL_SUBJECTS)}."
+            f" use {', '.join(defaults)}."
         )
 
     def smtp(name: str, mail_key: str, default: Any) -> Any:
@@ -160,7 +165,7 @@ def email_settings(cfg: ConfigReader, *, debug: bool, instance_path: str) -> Ema
         sender=_address(cfg.raw("EMAIL_FROM") or cfg.config.get("MAIL_DEFAULT_SENDER"))
         or "no-reply@localhost",
         app_name=cfg.str("APP_NAME"),
-        subjects={**EMAIL_SUBJECTS, **subjects},
+        subjects={**defaults, **subjects},
         smtp_host=str(smtp("HOST", "MAIL_SERVER", "localhost")),
         smtp_port=as_int(
             "BETTER_AUTH_SMTP_PORT", smtp("PORT", "MAIL_PORT", 465 if use_ssl else 25)

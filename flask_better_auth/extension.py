@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, Response
+from flask import Blueprint, Flask, Response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import DBAPIError
 
+from .blueprint import TEMPLATES, build_blueprint
+from .config import ConfigReader, as_list
 from .context import apply_cookies, auth_context, current_session, current_user, resolve_session
 from .email import KindCallback, Mailer, SendEmail, backend_for
 from .errors import AuthError
-from .models import Session, User, metadata, rate_limit_metadata, register_tables
+from .models import Session, User, add_fields, metadata, rate_limit_metadata, register_tables
+from .plugins import Plugin, PluginSet, choose_plugins, join_plugins
 from .ratelimit import RateLimiter
 from .secondary_storage import SecondaryStorage
-from .settings import DEFAULTS, AuthSettings, ConfigError
+from .settings import CORE_KEYS, AuthSettings, ConfigError
 from .state import AuthState, state
 from .storage import build_storage
 
@@ -50,6 +53,8 @@ class BetterAuth:
     :param send_delete_account_verification: the same for account-deletion links; giving it
         turns email confirmation of ``/delete-user`` on.
     :param on_password_reset: called as ``fn(user=…)`` after a password reset.
+    :param plugins: :class:`~flask_better_auth.plugins.Plugin` instances for every app this
+        extension sets up; ``BETTER_AUTH_PLUGINS`` adds more by id, per app.
     """
 
     def __init__(
@@ -63,8 +68,10 @@ class BetterAuth:
         send_change_email_confirmation: KindCallback | None = None,
         send_delete_account_verification: KindCallback | None = None,
         on_password_reset: Callable[..., Any] | None = None,
+        plugins: Sequence[Plugin] = (),
     ) -> None:
         self._db = db
+        self._plugins = tuple(plugins)
         self._own_db: SQLAlchemy | None = None
         self._send_email = send_email
         self._callbacks = {
@@ -90,12 +97,29 @@ class BetterAuth:
 
         :raises ConfigError: a setting cannot work (the message says which and why).
         """
-        for key, value in DEFAULTS.items():
+        from .routes import Core
+
+        configured = as_list("BETTER_AUTH_PLUGINS", app.config.get("BETTER_AUTH_PLUGINS"))
+        plugins = join_plugins([Core(), *choose_plugins(self._plugins, configured)], CORE_KEYS)
+        for key, value in plugins.keys.defaults().items():
             # A copy of a list or dict default: the app may change its own, never the default.
             app.config.setdefault(key, copy.copy(value))
         settings = AuthSettings.from_config(
-            app.config, testing=app.testing, debug=app.debug, instance_path=app.instance_path
+            app.config,
+            testing=app.testing,
+            debug=app.debug,
+            instance_path=app.instance_path,
+            keys=plugins.keys,
+            email_kinds=plugins.email_kinds,
         )
+        for kind in ("user", "session", "account"):
+            try:
+                add_fields(kind, getattr(plugins, f"{kind}_fields"))
+            except ValueError as exc:
+                raise ConfigError(f"{exc}: two plugins declare it differently.") from None
+        cfg = ConfigReader(app.config, plugins.keys)
+        for plugin in plugins.plugins:
+            plugins.settings[plugin.id] = plugin.read_settings(cfg)
         mailer = Mailer(
             settings.email,
             send_email=self._send_email,
@@ -112,7 +136,11 @@ class BetterAuth:
             revoked_ttl = max(int(settings.session.expires_in.total_seconds()), 86400)
             secondary = SecondaryStorage(settings.secondary_storage, revoked_ttl=revoked_ttl)
         # On the secondary storage's URL, the limiter counts through its client: one pool.
-        limiter = RateLimiter(settings, db, secondary) if settings.rate_limit.enabled else None
+        limiter = (
+            RateLimiter(settings, db, secondary, plugins.rate_limit_rules)
+            if settings.rate_limit.enabled
+            else None
+        )
         app.extensions["better_auth"] = AuthState(
             self,
             settings,
@@ -122,11 +150,11 @@ class BetterAuth:
             self._on_password_reset,
             rate_limiter=limiter,
             secondary=secondary,
+            plugins=plugins,
         )
-
-        from .routes import bp
-
-        app.register_blueprint(bp, url_prefix=settings.base_path)
+        blueprint = build_blueprint(plugins.endpoints, plugins.hooks, settings.base_path)
+        app.register_blueprint(blueprint, url_prefix=settings.base_path)
+        _register_templates(app, plugins)
         if limiter is not None:  # first: Better Auth limits before anything else, routing included
             app.before_request(limiter.check)
         app.before_request(_load_credentials)
@@ -139,6 +167,8 @@ class BetterAuth:
         from .cli import cli
 
         app.cli.add_command(cli)
+        for plugin in plugins.plugins:
+            plugin.init_app(app)
 
     def unauthorized_handler(self, callback: Handler) -> Handler:
         """Decorator: what ``@login_required`` answers a browser that is not signed in.
@@ -214,7 +244,8 @@ class BetterAuth:
         return state().settings
 
     def create_all(self) -> None:
-        """Create the ``user``, ``session``, ``account`` and ``verification`` tables if missing.
+        """Create the ``user``, ``session``, ``account`` and ``verification`` tables if missing,
+        and the tables of the app's plugins.
 
         Call it inside an app context. Meant for tests and prototypes: in production run
         ``flask better-auth migrate``, which later adopts tables made here. With
@@ -222,11 +253,15 @@ class BetterAuth:
         """
         engine = state().db.engine
         metadata.create_all(engine)
+        plugins = state().plugins
+        for table in plugins.tables if plugins is not None else ():
+            table.create(engine, checkfirst=True)
         if state().settings.rate_limit.storage == "database":
             rate_limit_metadata.create_all(engine)
 
     def migrate(self) -> MigrationStatus:
-        """Create or upgrade the tables, as ``flask better-auth migrate`` does (the same code).
+        """Create or upgrade the tables, as ``flask better-auth migrate`` does (the same code):
+        the core's, then those of the app's plugins.
 
         Call it inside an app context, e.g. at start-up so that a fresh database works with a
         bare ``flask run``. It does nothing when the tables are up to date, adopts tables made
@@ -237,9 +272,9 @@ class BetterAuth:
         :raises ~flask_better_auth.migrations.MigrationError: the database is in a state the
             migrations cannot safely handle.
         """
-        from .migrations import migrate
+        from .migrations import migrate, plugin_histories
 
-        return migrate(state().db.engine)
+        return migrate(state().db.engine, plugin_histories(state().plugins))
 
     def get_session(self, *, sensitive: bool = False) -> tuple[Session, User] | None:
         """The current request's ``(session, user)``, or ``None`` when nobody is signed in.
@@ -249,6 +284,15 @@ class BetterAuth:
             for views that must see a revocation at once.
         """
         return resolve_session(sensitive=sensitive)
+
+
+def _register_templates(app: Flask, plugins: PluginSet) -> None:
+    """Plugins' email templates: a route-less blueprint each (the app's own folder wins)."""
+    for plugin in plugins.plugins:
+        folder = plugin.template_folder
+        if folder is not None and folder != TEMPLATES:
+            name = "better_auth_" + plugin.id.replace("-", "_")
+            app.register_blueprint(Blueprint(name, __name__, template_folder=folder))
 
 
 def _load_credentials() -> None:

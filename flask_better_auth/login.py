@@ -14,6 +14,7 @@ from .crypto import burn_password_check, verify_password
 from .errors import AuthError
 from .models import Session, User
 from .origin import check_redirect_target
+from .passwords import js_length
 from .schemas import is_email
 from .signals import session_revoked, user_signed_in, user_signed_out
 from .state import app_object, settings, storage
@@ -32,8 +33,6 @@ def authenticate(email: str, password: str) -> User | None:
     :param email: the address as typed (compared lower-cased, as stored).
     :param password: the password as typed.
     """
-    from .routes.password import js_length  # the routes package imports this module's users
-
     conf = settings().password
     if not conf.enabled or not isinstance(email, str) or not isinstance(password, str):
         return None

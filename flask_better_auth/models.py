@@ -16,15 +16,29 @@ from flask import current_app, has_app_context
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Table,
     Text,
+    event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    deferred,
+    mapped_column,
+    undefer,
+)
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine, UserDefinedType
 
 from .crypto import generate_id
@@ -170,16 +184,17 @@ class User(Base):
         return self.id
 
     def to_json(self) -> dict[str, Any]:
-        """The user object of Better Auth's responses, in its key order."""
-        return {
+        """The user object of Better Auth's responses, in its key order (the fields of the
+        app's plugins after ``updatedAt``, ``id`` last)."""
+        data = {
             "name": self.name,
             "email": self.email,
             "emailVerified": bool(self.email_verified),
             "image": self.image,
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
-            "id": self.id,
         }
+        return _with_extra(self, data, "user")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> User:
@@ -187,7 +202,7 @@ class User(Base):
 
         For the users a cookie cache or the secondary storage holds.
         """
-        return cls(
+        user = cls(
             id=str(data["id"]),
             name=str(data["name"]),
             email=str(data["email"]),
@@ -196,6 +211,8 @@ class User(Base):
             created_at=parse_datetime(data["createdAt"]),
             updated_at=parse_datetime(data["updatedAt"]),
         )
+        _read_extra(user, data, "user")
+        return user
 
 
 class Session(Base):
@@ -217,7 +234,7 @@ class Session(Base):
 
     def to_json(self) -> dict[str, Any]:
         """The session object of Better Auth's responses (token included), in its key order."""
-        return {
+        data = {
             "expiresAt": iso(self.expires_at),
             "token": self.token,
             "createdAt": iso(self.created_at),
@@ -225,13 +242,13 @@ class Session(Base):
             "ipAddress": self.ip_address,
             "userAgent": self.user_agent,
             "userId": self.user_id,
-            "id": self.id,
         }
+        return _with_extra(self, data, "session")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Session:
         """A transient session (not in the database session) from :meth:`to_json`'s shape."""
-        return cls(
+        session = cls(
             id=str(data["id"]),
             token=str(data["token"]),
             user_id=str(data["userId"]),
@@ -241,6 +258,8 @@ class Session(Base):
             ip_address=data.get("ipAddress"),
             user_agent=data.get("userAgent"),
         )
+        _read_extra(session, data, "session")
+        return session
 
 
 class Account(Base):
@@ -282,6 +301,124 @@ class Verification(Base):
     expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime, nullable=False)
     created_at: Mapped[datetime] = mapped_column("createdAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", UTCDateTime, default=utcnow)
+
+
+#: The columns of each core table as Better Auth's core declares them, before any plugin adds
+#: its own (what adopting an existing database checks).
+CORE_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: tuple(column.name for column in table.columns) for name, table in metadata.tables.items()
+}
+
+_MODELS: dict[str, type[Base]] = {"user": User, "session": Session, "account": Account}
+
+#: The ``Column.info`` flag of the columns plugins add.
+PLUGIN_FIELD = "better_auth_plugin_field"
+
+#: The tables some app of the process added plugin columns to: the others pay for nothing.
+_EXTENDED: set[str] = set()
+
+
+def extra_fields(kind: str) -> tuple[Any, ...]:
+    """The current app's plugin fields of ``"user"``, ``"session"`` or ``"account"`` (none
+    outside an app, or in an app without plugin fields)."""
+    if kind not in _EXTENDED or not has_app_context():
+        return ()
+    state = current_app.extensions.get("better_auth")
+    plugins = getattr(state, "plugins", None)
+    return tuple(getattr(plugins, f"{kind}_fields", ()))
+
+
+def _json_value(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def _with_extra(row: Any, data: dict[str, Any], kind: str) -> dict[str, Any]:
+    # Better Auth's order: the core fields, the plugins' in plugin order, then the id.
+    for extra in extra_fields(kind):
+        data[extra.name] = _json_value(getattr(row, extra.attribute, None))
+    data["id"] = row.id
+    return data
+
+
+def _read_extra(row: Any, data: dict[str, Any], kind: str) -> None:
+    for extra in extra_fields(kind):
+        value = data.get(extra.name, extra.default)
+        if value is not None and isinstance(extra.type, UTCDateTime):
+            value = parse_datetime(value)
+        setattr(row, extra.attribute, value)
+
+
+def add_fields(kind: str, fields: Any) -> None:
+    """Add plugin columns to the ``user``, ``session`` or ``account`` table and model.
+
+    The tables are shared by every app of the process, so a column is added once, when the
+    first app enabling it starts; it is *deferred*, so apps without the plugin never select it
+    (their database may lack it) and never insert it (an unset attribute is left out). Only
+    the apps whose plugins declare a field serialise it (:func:`extra_fields`).
+
+    :raises ValueError: the column exists with another type (two plugins disagree).
+    """
+    model = _MODELS[kind]
+    table = metadata.tables[kind]
+    for extra in fields:
+        present = table.c.get(extra.name)
+        if present is not None:
+            if type(present.type) is not type(extra.type):
+                raise ValueError(f"{kind}.{extra.name} is already a {present.type!r} column")
+            continue
+        # FetchedValue: no DDL default, but an unset value is left out of INSERTs (else the
+        # ORM writes NULL into a column the database of an app without the plugin lacks).
+        column = Column(
+            extra.name,
+            extra.type,
+            nullable=extra.nullable,
+            server_default=FetchedValue(),
+            info={PLUGIN_FIELD: True},
+        )
+        table.append_column(column)
+        _EXTENDED.add(kind)
+        model.__mapper__.add_property(extra.attribute, deferred(column))
+        # Nor may an INSERT read it back (RETURNING): the value stays expired until used.
+        model.__mapper__.eager_defaults = False
+
+
+@compiles(CreateColumn)
+def _create_column(element: CreateColumn, compiler: Any, **kw: Any) -> Any:
+    # CREATE TABLE (create_all) makes a plugin's column only for an app that enables the
+    # plugin: the shared table lists every app's; None leaves the column out.
+    column = element.element
+    plugin = column.info.get(PLUGIN_FIELD) and isinstance(column.table, Table)
+    if plugin and column.name not in {extra.name for extra in extra_fields(column.table.name)}:
+        return None
+    return compiler.visit_create_column(element, **kw)
+
+
+def _set_defaults(row: Any, args: Any, kwargs: Any) -> None:
+    # A new row of an app whose plugins add fields starts with their defaults.
+    kind = getattr(row, "__tablename__", "")
+    for extra in extra_fields(kind):
+        if extra.attribute not in kwargs and extra.default is not None:
+            setattr(row, extra.attribute, extra.default)
+
+
+for _model in _MODELS.values():
+    event.listen(_model, "init", _set_defaults)
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _load_plugin_fields(execute_state: ORMExecuteState) -> None:
+    # The deferred plugin columns load with their row, in the same query, in the apps that
+    # enable them (a lazy load would cost one more query per row).
+    if not _EXTENDED or not execute_state.is_select:
+        return
+    options = [
+        undefer(getattr(model, extra.attribute))
+        for kind, model in _MODELS.items()
+        if any(mapper.class_ is model for mapper in execute_state.all_mappers)
+        for extra in extra_fields(kind)
+    ]
+    if options:
+        execute_state.statement = execute_state.statement.options(*options)
 
 
 def register_tables(target: MetaData) -> None:
@@ -341,12 +478,15 @@ class RateLimit(RateLimitBase):
 
 
 __all__ = [
+    "CORE_COLUMNS",
     "Account",
     "Base",
     "RateLimit",
     "Session",
     "User",
     "Verification",
+    "add_fields",
+    "extra_fields",
     "metadata",
     "rate_limit_metadata",
     "register_tables",

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Request, Response, request
@@ -354,13 +354,19 @@ class RateLimiter:
 
     :param secondary: the app's secondary storage; with the ``"redis"`` storage on the same URL,
         the limiter counts through its Redis client (one connection pool per app).
+    :param rules: the app's endpoint and plugin rules (after Better Auth's special rules).
     :ivar clock: the current time in epoch milliseconds (replaceable in tests).
     """
 
     def __init__(
-        self, conf: AuthSettings, db: SQLAlchemy, secondary: SecondaryStorage | None = None
+        self,
+        conf: AuthSettings,
+        db: SQLAlchemy,
+        secondary: SecondaryStorage | None = None,
+        rules: Sequence[PathRule] = (),
     ) -> None:
         self.settings = conf
+        self.rules = tuple(rules)
         self.clock: Callable[[], int] = _now_ms
         limits = conf.rate_limit
         self.storage: Storage
@@ -376,7 +382,7 @@ class RateLimiter:
                 )
                 self.storage = RedisStorage(client, limits.redis_prefix)
         elif limits.storage == "database":
-            windows = [limits.rule.window, *(r.rule.window for r in SPECIAL_RULES)]
+            windows = [limits.rule.window, *(r.rule.window for r in (*SPECIAL_RULES, *rules))]
             windows += [r.window for _, r in limits.custom_rules if isinstance(r, Rule)]
             self.storage = DatabaseStorage(db, max(windows))
         else:
@@ -394,7 +400,7 @@ class RateLimiter:
         path = sub_path(request.path, self.settings.base_path)
         if path is None:
             return None
-        rule = rule_for(path, self.settings.rate_limit, request)
+        rule = rule_for(path, self.settings.rate_limit, request, self.rules)
         if rule is None:
             return None
         ip = client_key_ip(self.settings, request)

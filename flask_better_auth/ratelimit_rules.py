@@ -7,7 +7,7 @@ Counting and storage live in :mod:`flask_better_auth.ratelimit`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -58,7 +58,8 @@ class PathRule:
     rule: Rule
 
 
-#: Better Auth's special rules, first match wins (``getDefaultSpecialRules``).
+#: Better Auth's special rules, first match wins (``getDefaultSpecialRules``): the core's
+#: defaults. Endpoints and plugins declare their own (``Endpoint.rate_limit``).
 SPECIAL_RULES: tuple[PathRule, ...] = (
     PathRule(
         lambda path: path.startswith(("/sign-in", "/sign-up", "/change-password", "/change-email")),
@@ -176,7 +177,7 @@ def rate_limit_settings(cfg: ConfigReader, *, testing: bool, debug: bool) -> Rat
 
 
 @lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
+def path_glob(pattern: str) -> re.Pattern[str]:
     # Better Auth's wildcardMatch without a separator: "*" is any run of characters ("/"
     # included), "?" any one character, "\" escapes the next one.
     parts: list[str] = []
@@ -193,22 +194,30 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
-def rule_for(path: str, conf: RateLimitSettings, req: Request | None = None) -> Rule | None:
+def rule_for(
+    path: str,
+    conf: RateLimitSettings,
+    req: Request | None = None,
+    plugin_rules: Sequence[PathRule] = (),
+) -> Rule | None:
     """The rule for a request to ``path`` (below the base path), or ``None`` for no limit.
 
     Better Auth's order: the default rule, then the first matching special rule, then the first
     matching custom rule (a pattern with ``*`` is a glob, any other is compared exactly).
-    Plugins' rules (between the last two in Better Auth) come with the plugin system.
+    The first matching rule of the endpoints and plugins (``plugin_rules``) comes between the
+    last two, as in Better Auth.
 
     :param req: the request, passed to callable custom rules.
+    :param plugin_rules: the app's endpoint and plugin rules (``AuthState.rate_limit_rules``).
     """
     rule = conf.rule
-    for candidate in SPECIAL_RULES:
-        if candidate.matches(path):
-            rule = candidate.rule
-            break
+    for rules in (SPECIAL_RULES, plugin_rules):
+        for candidate in rules:
+            if candidate.matches(path):
+                rule = candidate.rule
+                break
     for pattern, custom in conf.custom_rules:
-        if not (_glob(pattern).fullmatch(path) if "*" in pattern else pattern == path):
+        if not (path_glob(pattern).fullmatch(path) if "*" in pattern else pattern == path):
             continue
         resolved: Any = custom
         if callable(custom):
@@ -239,6 +248,7 @@ __all__ = [
     "PathRule",
     "RateLimitSettings",
     "Rule",
+    "path_glob",
     "rate_limit_settings",
     "rule_for",
     "sub_path",

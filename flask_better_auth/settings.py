@@ -52,6 +52,7 @@ KEYS = Keys(
         "LOGIN_VIEW": None,
         "SCRYPT_N": SCRYPT_N,
         "RESET_PASSWORD_PAGE": None,
+        "PLUGINS": [],
     }
 )
 
@@ -149,6 +150,7 @@ class AuthSettings:
         debug: bool = False,
         instance_path: str = ".",
         keys: Keys = CORE_KEYS,
+        email_kinds: Mapping[str, str] | None = None,
     ) -> AuthSettings:
         """Read and validate every ``BETTER_AUTH_*`` key.
 
@@ -159,6 +161,7 @@ class AuthSettings:
             the rate limiter to off.
         :param instance_path: where a relative ``BETTER_AUTH_EMAIL_OUTBOX`` path lives.
         :param keys: the declared keys: the core's, joined with the app's plugins' keys.
+        :param email_kinds: the app's plugins' email kinds and their default subjects.
         :raises ConfigError: with a message naming the key and what is wrong.
         """
         warn_unknown_keys(config, keys)
@@ -233,7 +236,7 @@ class AuthSettings:
             max_body_size=max_body,
             login_view=cfg.raw("LOGIN_VIEW") or None,
             reset_password_page=reset_page,
-            email=email_settings(cfg, debug=debug, instance_path=instance_path),
+            email=email_settings(cfg, debug=debug, instance_path=instance_path, kinds=email_kinds),
             cookie_cache=cookie_cache_settings(cfg),
             secondary_storage=secondary_storage_settings(cfg),
         )

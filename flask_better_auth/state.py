@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from .email import Mailer
     from .extension import BetterAuth
+    from .plugins import PluginSet
     from .ratelimit import RateLimiter
     from .secondary_storage import SecondaryStorage
     from .storage import Storage
@@ -40,6 +41,8 @@ class AuthState:
     on_password_reset: Callable[..., Any] | None = None
     rate_limiter: RateLimiter | None = None
     secondary: SecondaryStorage | None = None
+    #: The app's plugins (the core first), joined; ``None`` only for a state built by hand.
+    plugins: PluginSet | None = None
 
 
 class NotRegistered(RuntimeError):
@@ -69,3 +72,14 @@ def settings() -> AuthSettings:
 def storage() -> Storage:
     """The current app's :class:`~flask_better_auth.storage.Storage`."""
     return state().storage
+
+
+def plugin_settings(plugin_id: str) -> Any:
+    """What the plugin ``plugin_id`` read for the current app (its ``read_settings``).
+
+    :raises KeyError: the plugin is not enabled on this app.
+    """
+    joined = state().plugins
+    if joined is None or plugin_id not in joined.settings:
+        raise KeyError(f"the plugin {plugin_id!r} is not enabled on this app")
+    return joined.settings[plugin_id]

@@ -241,3 +241,28 @@ def test_settings_composes_the_features_and_no_feature_imports_it() -> None:
     upward = {"settings", "state", "extension", "context", "routes"}
     for name in sorted(features):
         assert runtime_imports(PACKAGE / f"{name}.py").isdisjoint(upward), name
+
+
+def sibling_imports(path: Path) -> set[str]:
+    """The modules of its own package ``path`` imports (``from .x import``, ``from . import x``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.add(node.module or ",".join(alias.name for alias in node.names))
+    return found
+
+
+def test_routes_import_no_route_and_nothing_below_imports_routes_or_plugins() -> None:
+    # A route module uses the endpoint contract and domain modules, never another route.
+    for path in sorted((PACKAGE / "routes").glob("*.py")):
+        if path.name != "__init__.py":
+            assert sibling_imports(path) == set(), path.name
+    # The contract, the domain helpers and the CLI sit below the routes and the plugins.
+    below = ("endpoints", "blueprint", "passwords", "email_links", "cli", "login", "models")
+    for name in below:
+        assert runtime_imports(PACKAGE / f"{name}.py").isdisjoint(
+            {"routes", "plugins", "extension"}
+        ), name
+    # The plugin seam knows the contract, not the core's routes nor the extension.
+    plugins = runtime_imports(PACKAGE / "plugins" / "__init__.py")
+    assert plugins.isdisjoint({"routes", "extension", "state", "context"}), plugins

@@ -67,10 +67,10 @@ def _group(app: Flask, rule: Rule) -> str:
 
 
 def _route_fields(app: Flask, rule: Rule) -> tuple[str, ...]:
-    """The body field names the route validates (read from its ``endpoint`` closure)."""
+    """The body field names the route validates (read from its declared ``Endpoint``)."""
     view = app.view_functions[rule.endpoint]
-    with_fields = inspect.getclosurevars(view).nonlocals.get("fields")
-    return tuple(field.name for field in with_fields or ())
+    declared = inspect.getclosurevars(view).nonlocals.get("endpoint")
+    return tuple(field.name for field in getattr(declared, "fields", None) or ())
 
 
 def _discover() -> dict[str, list[str]]:

@@ -14,6 +14,8 @@ from flask_better_auth.models import metadata, rate_limit_metadata
 
 config = context.config
 target_metadata = [metadata, rate_limit_metadata]
+# The core's history, or a plugin's (its own version table: migrations/__init__.History).
+version_table = config.attributes.get("version_table") or VERSION_TABLE
 
 
 def run_offline() -> None:
@@ -24,7 +26,7 @@ def run_offline() -> None:
         url=url,
         dialect_name=dialect_name,
         target_metadata=target_metadata,
-        version_table=VERSION_TABLE,
+        version_table=version_table,
         literal_binds=True,
     )
     with context.begin_transaction():
@@ -37,7 +39,7 @@ def run_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(
-            connection=connection, target_metadata=target_metadata, version_table=VERSION_TABLE
+            connection=connection, target_metadata=target_metadata, version_table=version_table
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -46,7 +48,7 @@ def run_online() -> None:
     try:
         with engine.connect() as own:
             context.configure(
-                connection=own, target_metadata=target_metadata, version_table=VERSION_TABLE
+                connection=own, target_metadata=target_metadata, version_table=version_table
             )
             with context.begin_transaction():
                 context.run_migrations()

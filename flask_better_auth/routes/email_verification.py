@@ -19,41 +19,26 @@ import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from flask import request
 
 from ..context import auth_context, create_session, resolve_session
 from ..crypto import generate_id
+from ..email_links import send_verification, verification_link
+from ..endpoints import Endpoints, redirect_response
 from ..errors import AuthError
 from ..models import User
 from ..origin import check_redirect_target
 from ..schemas import Field
 from ..signals import email_verified
-from ..state import app_object, state, storage
+from ..state import app_object, settings, state, storage
 from ..storage import Conflict
-from ..tokens import sign_jwt, verify_jwt
-from .base import auth_url, endpoint, redirect_response, require_session, settings
+from ..tokens import verify_jwt
+
+routes = Endpoints()
 
 #: The anonymous answer takes at least this long, whether or not a mail went out.
 ANONYMOUS_FLOOR_SECONDS = 0.5
-
-
-def verification_link(claims: dict[str, Any], callback_url: str | None) -> tuple[str, str]:
-    """A verification email's ``(url, token)``: ``…/verify-email?token=<jwt>&callbackURL=…``."""
-    conf = settings()
-    token = sign_jwt(claims, conf.secret, int(conf.email.verification_expires_in.total_seconds()))
-    url = (
-        f"{auth_url()}/verify-email?token={token}&callbackURL={quote(callback_url or '/', safe='')}"
-    )
-    return url, token
-
-
-def send_verification(user: User, callback_url: str | None, *, to: str | None = None) -> None:
-    """Email ``user`` (or ``to``) a link that verifies the address (after the response)."""
-    address = (to or user.email).lower()
-    url, token = verification_link({"email": address, "userId": user.id}, callback_url)
-    state().mailer.send("verification", user=user, url=url, token=token, to=address)
 
 
 def _fail(callback_url: str | None, code: str, status: int = 401) -> Any:
@@ -82,8 +67,8 @@ def _done(callback_url: str | None, body: dict[str, Any]) -> Any:
     return redirect_response(callback_url) if callback_url else body
 
 
-@endpoint("/verify-email", methods=("GET",))
-def verify_email(body: Any) -> Any:
+@routes.endpoint("/verify-email", methods=("GET",))
+def verify_email() -> Any:
     """Follow a verification link: verify the address, or carry out a change of email."""
     conf = settings()
     callback_url = request.args.get("callbackURL") or None
@@ -187,7 +172,7 @@ def _change_email(
 SEND_FIELDS = (Field("email", "email", required=True), Field("callbackURL"))
 
 
-@endpoint("/send-verification-email", fields=SEND_FIELDS)
+@routes.endpoint("/send-verification-email", fields=SEND_FIELDS)
 def send_verification_email(body: dict[str, Any]) -> Any:
     """(Re)send the verification link. Anonymous callers learn nothing about the address."""
     if not state().mailer.can_send("verification"):
@@ -221,14 +206,13 @@ def send_verification_email(body: dict[str, Any]) -> Any:
 CHANGE_FIELDS = (Field("newEmail", "email", required=True), Field("callbackURL"))
 
 
-@endpoint("/change-email", fields=CHANGE_FIELDS, auth="sensitive")
-def change_email(body: dict[str, Any]) -> Any:
+@routes.endpoint("/change-email", fields=CHANGE_FIELDS, auth="sensitive")
+def change_email(body: dict[str, Any], user: User) -> Any:
     """Start a change of email (confirm with the old address, or verify the new one)."""
     conf = settings()
     mailer = state().mailer
     if not conf.email.change_email_enabled:
         raise AuthError(400, "CHANGE_EMAIL_DISABLED")
-    _, user = require_session("sensitive")
     new_email = body["newEmail"].lower()
     callback_url = body.get("callbackURL")
     if new_email == user.email:

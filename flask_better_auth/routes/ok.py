@@ -8,19 +8,21 @@ from typing import Any
 
 from flask import Response, request
 
-from .base import endpoint
+from ..endpoints import Endpoints
+
+routes = Endpoints()
 
 _ERROR_CODE = re.compile(r"^['A-Za-z0-9_-]+$")
 
 
-@endpoint("/ok", methods=("GET",))
-def ok(body: Any) -> Any:
+@routes.endpoint("/ok", methods=("GET",))
+def ok() -> Any:
     """Health check: ``{"ok": true}``."""
     return {"ok": True}
 
 
-@endpoint("/error", methods=("GET",))
-def error_page(body: Any) -> Response:
+@routes.endpoint("/error", methods=("GET",))
+def error_page() -> Response:
     """A small HTML page naming the error (``?error=&error_description=``)."""
     code = request.args.get("error", "")
     if not _ERROR_CODE.match(code):

@@ -8,14 +8,17 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 from flask import request
 
 from ..crypto import generate_id, hash_password
+from ..email_links import auth_url
+from ..endpoints import Endpoints, redirect_response
 from ..errors import AuthError
 from ..models import utcnow
 from ..origin import check_redirect_target
+from ..passwords import check_length
 from ..schemas import Field
 from ..signals import password_reset
-from ..state import app_object, state, storage
-from .base import auth_url, endpoint, redirect_response, settings
-from .password import check_length
+from ..state import app_object, settings, state, storage
+
+routes = Endpoints()
 
 RESET_MESSAGE = "If this email exists in our system, check your email for the reset link"
 
@@ -27,7 +30,7 @@ def _identifier(token: str) -> str:
 REQUEST_FIELDS = (Field("email", "email", required=True), Field("redirectTo"))
 
 
-@endpoint("/request-password-reset", fields=REQUEST_FIELDS)
+@routes.endpoint("/request-password-reset", fields=REQUEST_FIELDS)
 def request_password_reset(body: dict[str, Any]) -> Any:
     """Email a reset link when the address has an account; the answer is the same either way.
 
@@ -61,8 +64,8 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@endpoint("/reset-password/<token>", methods=("GET",))
-def reset_password_link(body: Any, token: str) -> Any:
+@routes.endpoint("/reset-password/<token>", methods=("GET",))
+def reset_password_link(token: str) -> Any:
     """The emailed link: 302 to ``callbackURL?token=…`` (or ``?error=INVALID_TOKEN``).
 
     Without a callbackURL (reset requested without ``redirectTo``) it goes to
@@ -89,7 +92,7 @@ def reset_password_link(body: Any, token: str) -> Any:
 RESET_FIELDS = (Field("newPassword", required=True), Field("token"))
 
 
-@endpoint("/reset-password", fields=RESET_FIELDS)
+@routes.endpoint("/reset-password", fields=RESET_FIELDS)
 def reset_password(body: dict[str, Any]) -> Any:
     """Set a new password with a reset token; the token works once (even under a race), and
     the user's other reset tokens die with it."""

@@ -7,11 +7,14 @@ from typing import Any
 from flask import request
 
 from ..context import end_session, resolve_session
+from ..endpoints import NO_STORE, Endpoints, json_response
 from ..errors import AuthError
+from ..models import Session, User
 from ..schemas import Field
 from ..signals import session_revoked
 from ..state import app_object, storage
-from .base import NO_STORE, endpoint, json_response, require_session
+
+routes = Endpoints()
 
 
 def _flag(name: str) -> bool:
@@ -19,8 +22,8 @@ def _flag(name: str) -> bool:
     return bool(request.args.get(name))
 
 
-@endpoint("/get-session", methods=("GET", "POST"), body=False)
-def get_session(body: Any) -> Any:
+@routes.endpoint("/get-session", methods=("GET", "POST"), body=False)
+def get_session() -> Any:
     """``null`` or ``{session, user}``; extends the session when due (unless ``disableRefresh``).
 
     A valid cookie cache answers without storage unless ``disableCookieCache`` is given.
@@ -41,10 +44,9 @@ def get_session(body: Any) -> Any:
     return json_response(data, headers=NO_STORE)
 
 
-@endpoint("/list-sessions", methods=("GET",), auth="fresh")
-def list_sessions(body: Any) -> Any:
+@routes.endpoint("/list-sessions", methods=("GET",), auth="fresh")
+def list_sessions(user: User) -> Any:
     """Every unexpired session of the signed-in user (tokens included: never cached)."""
-    _, user = require_session("fresh")
     sessions = storage().sessions.list_active(user.id)
     return json_response([s.to_json() for s in sessions], headers=NO_STORE)
 
@@ -53,10 +55,9 @@ def _revoked(user_id: str, tokens: list[str] | None) -> None:
     session_revoked.send(app_object(), user_id=user_id, tokens=tokens)
 
 
-@endpoint("/revoke-session", fields=(Field("token", required=True),), auth="sensitive")
-def revoke_session(body: dict[str, Any]) -> Any:
+@routes.endpoint("/revoke-session", fields=(Field("token", required=True),), auth="sensitive")
+def revoke_session(body: dict[str, Any], session: Session, user: User) -> Any:
     """Revoke one of the user's sessions by token (someone else's token: silently nothing)."""
-    session, user = require_session("sensitive")
     token: str = body["token"]
     if storage().sessions.delete_for_user(user.id, token=token):
         storage().commit()
@@ -66,10 +67,9 @@ def revoke_session(body: dict[str, Any]) -> Any:
     return {"status": True}
 
 
-@endpoint("/revoke-sessions", auth="sensitive")
-def revoke_sessions(body: Any) -> Any:
+@routes.endpoint("/revoke-sessions", auth="sensitive")
+def revoke_sessions(user: User) -> Any:
     """Revoke every session of the user, this one included."""
-    _, user = require_session("sensitive")
     storage().sessions.delete_for_user(user.id)
     storage().commit()
     _revoked(user.id, None)
@@ -77,10 +77,9 @@ def revoke_sessions(body: Any) -> Any:
     return {"status": True}
 
 
-@endpoint("/revoke-other-sessions", auth="sensitive")
-def revoke_other_sessions(body: Any) -> Any:
+@routes.endpoint("/revoke-other-sessions", auth="sensitive")
+def revoke_other_sessions(session: Session, user: User) -> Any:
     """Revoke every session of the user except this one."""
-    session, user = require_session("sensitive")
     storage().sessions.delete_for_user(user.id, keep_token=session.token)
     storage().commit()
     _revoked(user.id, None)

@@ -9,13 +9,15 @@ from flask import Response, request
 from ..context import create_session
 from ..crypto import burn_password_check, verify_password
 from ..decorators import wants_html
+from ..email_links import send_verification
+from ..endpoints import NO_STORE, Endpoints, json_response
 from ..errors import AuthError
+from ..passwords import check_max_length
 from ..schemas import FORM, Field, is_email
 from ..signals import user_signed_in
-from ..state import app_object, state, storage
-from .base import NO_STORE, endpoint, json_response, settings
-from .email_verification import send_verification
-from .password import check_max_length
+from ..state import app_object, settings, state, storage
+
+routes = Endpoints()
 
 FIELDS = (
     Field("email", required=True),
@@ -25,7 +27,7 @@ FIELDS = (
 )
 
 
-@endpoint("/sign-in/email", fields=FIELDS, allow_form=True, form_csrf=True)
+@routes.endpoint("/sign-in/email", fields=FIELDS, allow_form=True, form_csrf=True)
 def sign_in_email(body: dict[str, Any]) -> Any:
     """Sign in with email and password.
 

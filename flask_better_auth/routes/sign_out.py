@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import auth_context, end_session
+from ..endpoints import Endpoints
 from ..schemas import Field
 from ..signals import session_revoked, user_signed_out
 from ..state import app_object, storage
-from .base import endpoint
+
+routes = Endpoints()
 
 FIELDS = (Field("callbackURL"), Field("disableRedirect", "boolean"), Field("state"))
 
 
-@endpoint("/sign-out", fields=FIELDS)
-def sign_out(body: dict[str, Any]) -> Any:
+@routes.endpoint("/sign-out", fields=FIELDS)
+def sign_out() -> Any:
     """Delete the request's session (if any) and always expire the session cookies."""
     ctx = auth_context()
     if ctx.token:

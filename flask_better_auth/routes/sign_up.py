@@ -6,15 +6,17 @@ from typing import Any
 
 from ..context import create_session
 from ..crypto import generate_id, hash_password
+from ..email_links import send_verification
+from ..endpoints import NO_STORE, Endpoints, json_response
 from ..errors import AuthError
 from ..models import User, utcnow
+from ..passwords import check_length
 from ..schemas import Field
 from ..signals import user_signed_in, user_signed_up
-from ..state import app_object, state, storage
+from ..state import app_object, settings, state, storage
 from ..storage import Conflict
-from .base import NO_STORE, endpoint, json_response, settings
-from .email_verification import send_verification
-from .password import check_length
+
+routes = Endpoints()
 
 FIELDS = (
     Field("name", required=True),
@@ -45,7 +47,7 @@ def _answer(token: str | None, user: dict[str, Any]) -> Any:
     return json_response({"token": token, "user": user}, headers=NO_STORE)
 
 
-@endpoint("/sign-up/email", fields=FIELDS, allow_form=True, form_csrf=True)
+@routes.endpoint("/sign-up/email", fields=FIELDS, allow_form=True, form_csrf=True)
 def sign_up_email(body: dict[str, Any]) -> Any:
     """Sign up with email and password; the user and credential account commit together."""
     conf = settings()

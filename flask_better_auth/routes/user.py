@@ -10,26 +10,22 @@ from flask import request
 
 from ..context import auth_context, end_session, resolve_session
 from ..crypto import generate_id
+from ..email_links import auth_url
+from ..endpoints import Endpoints, empty_response, redirect_response
 from ..errors import AuthError
-from ..models import User, utcnow
+from ..models import Session, User, utcnow
 from ..origin import check_redirect_target
+from ..passwords import check_current_password
 from ..schemas import Field, validate
-from ..state import state, storage
-from .base import (
-    auth_url,
-    empty_response,
-    endpoint,
-    redirect_response,
-    require_session,
-    settings,
-)
-from .password import check_current_password
+from ..state import settings, state, storage
+
+routes = Endpoints()
 
 UPDATE_FIELDS = (Field("name"), Field("image", nullable=True))
 
 
-@endpoint("/update-user", auth="session")
-def update_user(body: Any) -> Any:
+@routes.endpoint("/update-user", auth="session")
+def update_user(body: Any, user: User) -> Any:
     """Update ``name`` and ``image``; the email cannot change here. Re-issues the cookie."""
     if not isinstance(body, dict):
         raise AuthError(400, "BODY_MUST_BE_AN_OBJECT")
@@ -38,9 +34,8 @@ def update_user(body: Any) -> Any:
     fields = validate(body, UPDATE_FIELDS)
     if not fields:
         raise AuthError(400, None, "No fields to update")
-    _, cached = require_session()
     store = storage()
-    user = store.users.update(cached, **fields)  # the session may come from a cache: the row
+    user = store.users.update(user, **fields)  # the session may come from a cache: the row
     store.commit()
     store.sessions.refresh_user(user)
     ctx = auth_context()
@@ -71,8 +66,8 @@ def _delete(user: User) -> None:
     end_session()
 
 
-@endpoint("/delete-user", fields=DELETE_FIELDS, auth="sensitive")
-def delete_user(body: dict[str, Any]) -> Any:
+@routes.endpoint("/delete-user", fields=DELETE_FIELDS, auth="sensitive")
+def delete_user(body: dict[str, Any], session: Session, user: User) -> Any:
     """Delete the signed-in user: with the password, an emailed token, or a fresh session.
 
     With ``BETTER_AUTH_SEND_DELETE_ACCOUNT_VERIFICATION`` (or a
@@ -81,7 +76,6 @@ def delete_user(body: dict[str, Any]) -> Any:
     conf = settings()
     if not conf.delete_user_enabled:
         return empty_response(404)
-    session, user = require_session("sensitive")
     password = body.get("password")
     token = body.get("token")
     if password is not None:
@@ -111,8 +105,8 @@ def delete_user(body: dict[str, Any]) -> Any:
     return {"success": True, "message": "User deleted"}
 
 
-@endpoint("/delete-user/callback", methods=("GET",))
-def delete_user_callback(body: Any) -> Any:
+@routes.endpoint("/delete-user/callback", methods=("GET",))
+def delete_user_callback() -> Any:
     """The emailed deletion link: needs the user's session; 302 to ``callbackURL`` when given."""
     conf = settings()
     callback_url = request.args.get("callbackURL") or None

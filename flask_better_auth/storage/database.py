@@ -483,7 +483,33 @@ class DatabaseKeyValue:
         return self.database.aside(work)
 
 
+class DatabaseRecords:
+    """:class:`~flask_better_auth.storage.RecordStore` over the request's SQLAlchemy session."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def add(self, row: Any) -> None:
+        self._database.session().add(row)
+
+    def get(self, model: type[T], key: Any) -> T | None:
+        return self._database.session().get(model, key)
+
+    def delete(self, row: Any) -> None:
+        self._database.session().delete(row)
+
+    def scalar(self, statement: Executable) -> Any:
+        return self._database.session().execute(statement).scalar()
+
+    def scalars(self, statement: Executable) -> list[Any]:
+        return list(self._database.session().execute(statement).scalars())
+
+    def execute(self, statement: Executable) -> Result[Any]:
+        return self._database.session().execute(statement)
+
+
 __all__ = [
+    "DatabaseRecords",
     "Database",
     "DatabaseAccounts",
     "DatabaseKeyValue",

@@ -24,6 +24,7 @@ from .database import (
     Database,
     DatabaseAccounts,
     DatabaseKeyValue,
+    DatabaseRecords,
     DatabaseSessions,
     DatabaseUsers,
     DatabaseVerifications,
@@ -33,6 +34,7 @@ from .database import (
 from .protocols import (
     AccountStore,
     KeyValueStore,
+    RecordStore,
     SessionStore,
     Source,
     UserStore,
@@ -253,6 +255,7 @@ class LayeredStorage:
     sessions: SessionStore
     verifications: VerificationStore
     kv: KeyValueStore
+    records: RecordStore
 
     def __init__(
         self,
@@ -283,6 +286,7 @@ class LayeredStorage:
             self.kv = RedisKeyValue(secondary)
         else:
             self.kv = DatabaseKeyValue(database)
+        self.records = DatabaseRecords(database)
 
     def commit(self) -> None:
         self.database.commit()

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
+
+from sqlalchemy import Executable, Result
 
 from ..models import Account, Session, User, Verification
+
+T = TypeVar("T")
 
 #: Where a session was read: Redis or the ``session`` table.
 Source = Literal["secondary", "database"]
@@ -204,6 +208,33 @@ class KeyValueStore(Protocol):
         (counting does not extend it: a fixed window)."""
 
 
+class RecordStore(Protocol):
+    """Rows of a plugin's own tables (always in the database), in the request's transaction.
+
+    Plugins declare their models with :attr:`~flask_better_auth.plugins.Plugin.tables` and read
+    and write them here, so they too never touch ``db.session``; :meth:`Storage.commit` ends
+    the transaction with the rest of the request's writes.
+    """
+
+    def add(self, row: Any) -> None:
+        """Add a new row (an instance of a mapped model) to the transaction."""
+
+    def get(self, model: type[T], key: Any) -> T | None:
+        """The row of ``model`` with this primary key, or ``None``."""
+
+    def delete(self, row: Any) -> None:
+        """Delete a row."""
+
+    def scalar(self, statement: Executable) -> Any:
+        """The first column of the first row of a statement built on the plugin's tables."""
+
+    def scalars(self, statement: Executable) -> list[Any]:
+        """The first column of every row of a statement (``select(Model)…`` gives rows)."""
+
+    def execute(self, statement: Executable) -> Result[Any]:
+        """Run a statement (an ``update``/``delete`` on the plugin's tables) in the transaction."""
+
+
 class Storage(Protocol):
     """Everything at once, as ``state().storage`` holds it for the app."""
 
@@ -212,6 +243,7 @@ class Storage(Protocol):
     sessions: SessionStore
     verifications: VerificationStore
     kv: KeyValueStore
+    records: RecordStore
 
     def commit(self) -> None:
         """Commit the transaction without expiring loaded objects (no query to read them)."""
@@ -226,6 +258,7 @@ __all__ = [
     "Conflict",
     "KeyValueStore",
     "Purgeable",
+    "RecordStore",
     "SessionStore",
     "Source",
     "Storage",
