@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import PASSWORD, make_app, sign_in, sign_up
+from conftest import PASSWORD, close_app, make_app, sign_in, sign_up
 from flask import Flask
 from sqlalchemy import Text
 
@@ -45,12 +45,7 @@ def close_apps() -> Iterator[list[Flask]]:
     apps: list[Flask] = []
     yield apps
     for app in apps:
-        state = app.extensions["better_auth"]
-        with app.app_context():
-            state.db.session.remove()
-            state.db.engine.dispose()
-        if state.secondary is not None:
-            state.secondary.close()
+        close_app(app)
 
 
 @pytest.fixture
