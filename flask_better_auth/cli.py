@@ -27,13 +27,13 @@ from .migrations import (
     status,
     upgrade_sql,
 )
-from .models import metadata, rate_limit_metadata, utcnow
+from .models import User, metadata, rate_limit_metadata, utcnow
 from .passwords import js_length
 from .schemas import is_email
 from .secondary_storage import StorageUnavailable
 from .signals import session_revoked
 from .state import NotRegistered, app_object, state, storage
-from .storage import Conflict, Purgeable
+from .storage import Conflict, Purgeable, Storage
 
 
 class BetterAuthGroup(AppGroup):
@@ -183,6 +183,50 @@ def generate_command() -> None:
             click.echo("\n".join(line.rstrip() for line in sql.splitlines()) + ";\n")
 
 
+#: The user field holding roles (Better Auth's admin plugin): ``"admin"``, or a comma-separated
+#: list ``"admin,support"``.
+ROLE_FIELD = "role"
+
+
+def _check_role(ctx: click.Context, param: click.Parameter, role: str | None) -> str | None:
+    """A role or comma-separated roles, spaces around each dropped (``"admin, support"`` is
+    stored ``"admin,support"``, the form Better Auth's admin plugin writes and splits)."""
+    if role is None:
+        return None
+    if not role.isprintable():  # before stripping: a newline is no part of a role either
+        raise click.BadParameter("must not contain control characters")
+    roles = [part.strip() for part in role.split(",")]
+    if not all(roles):
+        raise click.BadParameter("must be a role or comma-separated roles, none empty")
+    return ",".join(roles)
+
+
+def _role_attribute(command: str) -> str:
+    """The model attribute of the ``role`` user field an enabled plugin adds.
+
+    :raises click.ClickException: no enabled plugin adds one (the core has no roles).
+    """
+    plugins = state().plugins
+    for extra in plugins.user_fields if plugins is not None else ():
+        if extra.name == ROLE_FIELD:
+            return extra.attribute
+    raise click.ClickException(
+        f"{command} needs a plugin that adds a role to users"
+        ' (the admin plugin: BETTER_AUTH_PLUGINS = ["admin"])'
+    )
+
+
+def _existing_user(store: Storage, email: str) -> User:
+    """The user with ``email``, found as sign-in finds it (lower-cased; spaces around dropped).
+
+    :raises click.ClickException: no such user.
+    """
+    user = store.users.by_email(email.strip())
+    if user is None:
+        raise click.ClickException(f"No user with the email {email.strip().lower()}.")
+    return user
+
+
 @cli.command("create-user")
 @click.option("--email", required=True, help="The user's email (stored lower-cased).")
 @click.option("--name", required=True, help="The user's display name.")
@@ -194,7 +238,14 @@ def generate_command() -> None:
     help="The password (prompted for, hidden, when not given).",
 )
 @click.option("--verified", is_flag=True, help="Mark the email as verified.")
-def create_user_command(email: str, name: str, password: str, verified: bool) -> None:
+@click.option(
+    "--role",
+    callback=_check_role,
+    help="Give the user this role, or comma-separated roles (needs the admin plugin).",
+)
+def create_user_command(
+    email: str, name: str, password: str, verified: bool, role: str | None
+) -> None:
     """Create a user who signs in with email and password."""
     conf = state().settings
     email = email.strip().lower()
@@ -208,6 +259,7 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
             f"must be {conf.password.min_length} to {conf.password.max_length} characters",
             param_hint="--password",
         )
+    values = {_role_attribute("--role"): role} if role is not None else {}
     store = storage()
     if store.users.by_email(email) is not None:
         raise click.ClickException(f"A user with the email {email} already exists.")
@@ -216,8 +268,37 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
         user = store.users.create(name, email, password_hash=password_hash, verified=verified)
     except Conflict:  # created meanwhile
         raise click.ClickException(f"A user with the email {email} already exists.") from None
+    if values:
+        store.users.update(user, **values)
     store.commit()
-    click.echo(f"Created user {email} (id {user.id}{', verified' if verified else ''}).")
+    details = f"{', verified' if verified else ''}{f', role {role}' if values else ''}"
+    click.echo(f"Created user {email} (id {user.id}{details}).")
+
+
+@cli.command("set-role")
+@click.argument("email")
+@click.argument("role", callback=_check_role)
+def set_role_command(email: str, role: str) -> None:
+    """Give the user with EMAIL the role ROLE (or comma-separated roles: admin,support).
+
+    The way to make the first admin: the admin plugin's ``role`` user field, which an
+    enabled plugin must add. Replaces the user's roles.
+    """
+    attribute = _role_attribute("set-role")
+    store = storage()
+    user = store.users.update(_existing_user(store, email), **{attribute: role})
+    store.commit()
+    store.sessions.refresh_user(user)  # the copies in Redis (browsers' cookie caches expire)
+    secondary = state().secondary
+    if secondary is not None and not secondary.ping():
+        # The rewrite waits for Redis in this process, which ends now: say so (a demoted
+        # admin's sessions would keep the old role until they expire).
+        raise click.ClickException(
+            f"Set the role of {user.email} to {role}, but the secondary storage (Redis) is"
+            " unavailable: the user's sessions there keep the old role; once it is back, run"
+            f" revoke-sessions {user.email}."
+        )
+    click.echo(f"Set the role of {user.email} to {role}.")
 
 
 @cli.command("revoke-sessions")
@@ -225,9 +306,7 @@ def create_user_command(email: str, name: str, password: str, verified: bool) ->
 def revoke_sessions_command(email: str) -> None:
     """Delete every session of the user with EMAIL."""
     store = storage()
-    user = store.users.by_email(email.strip())
-    if user is None:
-        raise click.ClickException(f"No user with the email {email.strip().lower()}.")
+    user = _existing_user(store, email)
     try:
         count = store.sessions.delete_for_user(user.id)
     except StorageUnavailable:

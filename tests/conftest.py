@@ -104,12 +104,17 @@ def app(request: pytest.FixtureRequest, database_url: str) -> Iterator[Flask]:
     overrides = dict(marker.kwargs) if marker else {}
     app = make_app(database_url, **overrides)
     yield app
+    close_app(app)
+
+
+def close_app(app: Flask) -> None:
+    """Release what an app made by :func:`make_app` holds: database connections, Redis pool."""
+    state = app.extensions["better_auth"]
     with app.app_context():
-        app.extensions["better_auth"].db.session.remove()
-        app.extensions["better_auth"].db.engine.dispose()
-    secondary = app.extensions["better_auth"].secondary
-    if secondary is not None:
-        secondary.close()
+        state.db.session.remove()
+        state.db.engine.dispose()
+    if state.secondary is not None:
+        state.secondary.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 from conftest import ORIGIN, make_app, queries, set_cookies, sign_in, sign_up
+from conftest import close_app as close
 from flask import Flask
 from seam_plugin import Note, SeamNotes
 from sqlalchemy import create_engine, inspect, text
@@ -50,15 +51,6 @@ def plugin_app(database_url: str, **overrides: Any) -> Flask:
     with app.app_context():
         app.extensions["better_auth"].extension.create_all()
     return app
-
-
-def close(app: Flask) -> None:
-    state = app.extensions["better_auth"]
-    with app.app_context():
-        state.db.session.remove()
-        state.db.engine.dispose()
-    if state.secondary is not None:
-        state.secondary.close()
 
 
 STORAGES = {
