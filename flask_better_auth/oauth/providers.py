@@ -1,0 +1,243 @@
+"""OAuth 2.0 / OpenID Connect providers: one small declaration each.
+
+A :class:`Provider` is everything the flow needs of one provider: its endpoints, default
+scopes, client credentials, how it authenticates at the token endpoint, whether it is an
+OpenID provider (nonce, verified id_token) and how its profile maps to a user. The built-in
+ones are declared in :data:`BUILTIN` and configured with ``BETTER_AUTH_SOCIAL_PROVIDERS``; the
+``generic-oauth`` plugin builds more from discovery documents.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..config import ConfigError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a provider tells about its user, mapped to Better Auth's user fields."""
+
+    id: str
+    email: str | None
+    email_verified: bool
+    name: str
+    image: str | None
+
+
+#: Maps ``(claims, token response)`` to a :class:`Profile`; ``claims`` is the userinfo
+#: answer merged over the id_token's claims.
+ProfileMapper = Callable[[Mapping[str, Any]], Profile]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def oidc_profile(claims: Mapping[str, Any]) -> Profile:
+    """The standard OpenID claims: ``sub``, ``email``, ``email_verified``, ``name``, ``picture``."""
+    email = _text(claims.get("email"))
+    name = _text(claims.get("name")) or _text(claims.get("preferred_username")) or ""
+    return Profile(
+        id=str(claims.get("sub") or ""),
+        email=email.lower() if email else None,
+        email_verified=claims.get("email_verified") is True,
+        name=name,
+        image=_text(claims.get("picture")),
+    )
+
+
+def github_profile(claims: Mapping[str, Any]) -> Profile:
+    """GitHub's ``GET /user`` (``id`` is a number; ``email`` may be null), with the verified
+    flag of the address from ``GET /user/emails`` merged in as ``email_verified``."""
+    email = _text(claims.get("email"))
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=claims.get("email_verified") is True,
+        name=_text(claims.get("name")) or _text(claims.get("login")) or "",
+        image=_text(claims.get("avatar_url")),
+    )
+
+
+def discord_profile(claims: Mapping[str, Any]) -> Profile:
+    """Discord's ``GET /users/@me`` (``verified``; the avatar is a hash on the CDN)."""
+    user_id = str(claims.get("id") or "")
+    avatar = _text(claims.get("avatar"))
+    email = _text(claims.get("email"))
+    return Profile(
+        id=user_id,
+        email=email.lower() if email else None,
+        email_verified=claims.get("verified") is True,
+        name=_text(claims.get("global_name")) or _text(claims.get("username")) or "",
+        image=f"https://cdn.discordapp.com/avatars/{user_id}/{avatar}.png" if avatar else None,
+    )
+
+
+def gitlab_profile(claims: Mapping[str, Any]) -> Profile:
+    """GitLab's ``GET /api/v4/user`` (a ``confirmed_at`` date means a confirmed email)."""
+    email = _text(claims.get("email"))
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=bool(claims.get("confirmed_at")),
+        name=_text(claims.get("name")) or _text(claims.get("username")) or "",
+        image=_text(claims.get("avatar_url")),
+    )
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One configured provider (``id`` is the ``<providerId>`` of the callback URL)."""
+
+    id: str
+    client_id: str
+    client_secret: str | None
+    authorization_url: str
+    token_url: str
+    userinfo_url: str | None
+    scopes: tuple[str, ...]
+    profile: ProfileMapper = oidc_profile
+    pkce: bool = True
+    authentication: Literal["post", "basic"] = "post"
+    #: An OpenID provider whose id_token is verified (signature, iss, aud, exp, nonce).
+    oidc: bool = False
+    issuer: str | None = None
+    jwks_uri: str | None = None
+    #: Read the profile from the id_token's claims when it has the email (Google).
+    claims_from_id_token: bool = False
+    #: Ask ``GET /user/emails`` for the primary address and its verified flag (GitHub).
+    github_emails: bool = False
+    #: Parameters appended to the authorization URL, in order.
+    extra_params: tuple[tuple[str, str], ...] = ()
+    redirect_uri: str | None = None
+    discovery_url: str | None = None
+    disable_implicit_sign_up: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: Built-in providers: endpoints and defaults from each provider's public documentation.
+BUILTIN: Mapping[str, Provider] = {
+    provider.id: provider
+    for provider in (
+        Provider(
+            "google",
+            "",
+            None,
+            "https://accounts.google.com/o/oauth2/v2/auth",
+            "https://oauth2.googleapis.com/token",
+            "https://openidconnect.googleapis.com/v1/userinfo",
+            ("email", "profile", "openid"),
+            issuer="https://accounts.google.com",
+            jwks_uri="https://www.googleapis.com/oauth2/v3/certs",
+            claims_from_id_token=True,
+            extra_params=(("include_granted_scopes", "true"),),
+        ),
+        Provider(
+            "github",
+            "",
+            None,
+            "https://github.com/login/oauth/authorize",
+            "https://github.com/login/oauth/access_token",
+            "https://api.github.com/user",
+            ("read:user", "user:email"),
+            profile=github_profile,
+            github_emails=True,
+        ),
+        Provider(
+            "discord",
+            "",
+            None,
+            "https://discord.com/oauth2/authorize",
+            "https://discord.com/api/oauth2/token",
+            "https://discord.com/api/users/@me",
+            ("identify", "email"),
+            profile=discord_profile,
+        ),
+        Provider(
+            "gitlab",
+            "",
+            None,
+            "https://gitlab.com/oauth/authorize",
+            "https://gitlab.com/oauth/token",
+            "https://gitlab.com/api/v4/user",
+            ("read_user",),
+            profile=gitlab_profile,
+        ),
+    )
+}
+
+_OVERRIDES = {
+    "authorization_url": "authorization_url",
+    "token_url": "token_url",
+    "user_info_url": "userinfo_url",
+    "userinfo_url": "userinfo_url",
+    "redirect_uri": "redirect_uri",
+    "issuer": "issuer",
+    "jwks_uri": "jwks_uri",
+}
+
+
+def configure_social(key: str, value: Any) -> dict[str, Provider]:
+    """The built-in providers configured by ``BETTER_AUTH_SOCIAL_PROVIDERS``.
+
+    :raises ConfigError: an unknown provider, or a provider without ``client_id``.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a dict (or JSON object).") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a dict of provider id → options.")
+    providers: dict[str, Provider] = {}
+    for provider_id, options in value.items():
+        base = BUILTIN.get(provider_id)
+        if base is None:
+            known = ", ".join(sorted(BUILTIN))
+            raise ConfigError(f"{key} names an unknown provider {provider_id!r} (known: {known}).")
+        if not isinstance(options, Mapping) or not isinstance(options.get("client_id"), str):
+            raise ConfigError(f"{key}[{provider_id!r}] needs a client_id.")
+        changes: dict[str, Any] = {
+            "client_id": options["client_id"],
+            "client_secret": options.get("client_secret"),
+            "options": dict(options),
+            "disable_implicit_sign_up": bool(options.get("disable_implicit_sign_up", False)),
+        }
+        if "scopes" in options:
+            changes["scopes"] = tuple(str(s) for s in options["scopes"])
+        for option, attribute in _OVERRIDES.items():
+            if options.get(option):
+                changes[attribute] = str(options[option])
+        providers[provider_id] = replace(base, **changes)
+    return providers
+
+
+def decode_unverified(id_token: str) -> dict[str, Any]:
+    """The claims of a JWT, not verified (Better Auth's code flow for built-in providers: the
+    token came straight from the provider's token endpoint over TLS)."""
+    try:
+        payload = id_token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+__all__ = [
+    "BUILTIN",
+    "Profile",
+    "Provider",
+    "configure_social",
+    "decode_unverified",
+    "discord_profile",
+    "github_profile",
+    "gitlab_profile",
+    "oidc_profile",
+]

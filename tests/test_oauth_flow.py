@@ -1,0 +1,283 @@
+"""Social sign-in against a real OpenID provider (tests/oidc/provider.mjs, panva's
+oidc-provider): the flow of shared/spec/oauth-wire.md over real HTTP, our side through the
+Flask test client, the provider's side through httpx like a browser."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import ORIGIN, make_app, set_cookies
+from flask import Flask
+from flask.testing import FlaskClient
+from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
+
+from flask_better_auth.models import Account, User, Verification
+
+__all__ = ["oidc_issuer"]  # the fixture, used by name
+
+
+def providers(issuer: str) -> list[dict[str, Any]]:
+    discovery = f"{issuer}/.well-known/openid-configuration"
+    common = {"discovery_url": discovery, "client_secret": CLIENT_SECRET}
+    common["scopes"] = ["openid", "email", "profile"]
+    return [
+        {"provider_id": "local-oidc", "client_id": CLIENT_ID, **common},
+        {
+            "provider_id": "local-oidc-basic",
+            "client_id": f"{CLIENT_ID}-basic",
+            "authentication": "basic",
+            **common,
+        },
+        {"provider_id": "local-oidc-short", "client_id": f"{CLIENT_ID}-short", **common},
+    ]
+
+
+@pytest.fixture
+def oauth_app(
+    database_url: str, oidc_issuer: str, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
+    marker = request.node.get_closest_marker("settings")
+    overrides = dict(marker.kwargs) if marker else {}
+    app = make_app(
+        database_url,
+        PLUGINS=["generic-oauth"],
+        GENERIC_OAUTH_PROVIDERS=providers(oidc_issuer),
+        ACCOUNT_LINKING_TRUSTED_PROVIDERS=["local-oidc-basic"],
+        **overrides,
+    )
+    yield app
+    dispose(app)
+
+
+def dispose(app: Flask) -> None:
+    with app.app_context():
+        app.extensions["better_auth"].db.session.remove()
+        app.extensions["better_auth"].db.engine.dispose()
+
+
+def start(
+    client: FlaskClient, provider: str = "local-oidc", path: str = "/sign-in/social", **body: Any
+) -> Any:
+    payload = {
+        "provider": provider,
+        "callbackURL": "/dashboard",
+        "newUserCallbackURL": "/welcome",
+        "errorCallbackURL": "/auth-error",
+        **body,
+    }
+    response = client.post(f"/api/auth{path}", json=payload, headers=ORIGIN)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response
+
+
+def callback(client: FlaskClient, url: str) -> Any:
+    """Follow the provider's redirect back to us (the path and query of ``url``)."""
+    parts = urlsplit(url)
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def sign_in_with(client: FlaskClient, email: str, provider: str = "local-oidc", **body: Any) -> Any:
+    url = start(client, provider, loginHint=email, **body).get_json()["url"]
+    return callback(client, provider_login(url))
+
+
+def rows(app: Flask, model: Any) -> list[Any]:
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        return list(db.session.execute(db.select(model)).scalars())
+
+
+def test_start_answers_the_authorization_url_state_row_and_cookie(
+    oauth_app: Flask, oidc_issuer: str
+) -> None:
+    client = oauth_app.test_client()
+    response = start(client, loginHint="ann@example.com")
+    data = response.get_json()
+    assert list(data) == ["url", "redirect"] and data["redirect"] is True
+    assert response.headers["Location"] == data["url"]
+    url = urlsplit(data["url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{oidc_issuer}/auth"
+    params = [pair.split("=")[0] for pair in url.query.split("&")]
+    assert params == [
+        "response_type",
+        "client_id",
+        "state",
+        "scope",
+        "redirect_uri",
+        "login_hint",
+        "nonce",
+        "code_challenge_method",
+        "code_challenge",
+    ]
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert query["scope"] == "openid email profile"
+    assert query["redirect_uri"] == "http://localhost/api/auth/callback/local-oidc"
+    assert len(query["state"]) == 32 and len(query["nonce"]) == 32
+    cookie = set_cookies(response)["better-auth.state"]
+    assert cookie["value"].startswith(query["state"] + ".")
+    assert cookie["max-age"] == "300" and cookie["samesite"] == "Lax" and cookie["httponly"]
+    (row,) = rows(oauth_app, Verification)
+    assert row.identifier == f"auth-state:{query['state']}"
+    value = json.loads(row.value)
+    assert list(value) == [
+        "callbackURL",
+        "codeVerifier",
+        "errorURL",
+        "newUserURL",
+        "expiresAt",
+        "idTokenNonce",
+        "oauthState",
+    ]
+    assert len(value["codeVerifier"]) == 128 and value["idTokenNonce"] == query["nonce"]
+    from flask_better_auth.oauth.flow import code_challenge
+
+    assert code_challenge(value["codeVerifier"]) == query["code_challenge"]
+
+
+def test_disable_redirect_and_unknown_provider(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = start(client, disableRedirect=True)
+    assert response.get_json()["redirect"] is False and "Location" not in response.headers
+    missing = client.post("/api/auth/sign-in/social", json={"provider": "nope"}, headers=ORIGIN)
+    assert missing.status_code == 404 and missing.get_json()["code"] == "PROVIDER_NOT_FOUND"
+    assert client.post("/api/auth/sign-in/oauth2", json={}, headers=ORIGIN).status_code == 404
+
+
+def test_new_user_then_returning_user(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = sign_in_with(client, "new-user@example.com")
+    assert response.status_code == 302 and response.get_data() == b""
+    assert response.headers["Location"] == "/welcome"
+    cookies = list(set_cookies(response))
+    assert cookies[0] == "better-auth.state" and set_cookies(response)[cookies[0]]["max-age"] == "0"
+    assert "better-auth.session-token" in cookies
+    me = client.get("/api/auth/get-session").get_json()
+    assert me["user"]["email"] == "new-user@example.com" and me["user"]["emailVerified"] is True
+    (account,) = [a for a in rows(oauth_app, Account) if a.provider_id == "local-oidc"]
+    assert account.scope == "openid,email,profile" and account.access_token
+    assert account.access_token_expires_at is not None and account.id_token
+
+    other = oauth_app.test_client()
+    again = sign_in_with(other, "new-user@example.com")
+    assert again.status_code == 302 and again.headers["Location"] == "/dashboard"
+    assert len(rows(oauth_app, User)) == 1 and len(rows(oauth_app, Account)) == 1
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_access_denied_is_a_redirect_with_the_providers_error(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    url = start(client).get_json()["url"]
+    response = callback(client, provider_login(url, abort=True))
+    assert response.status_code == 302
+    assert response.headers["Location"] == (
+        "/auth-error?error=access_denied&error_description=End-User+aborted+interaction"
+    )
+    assert set_cookies(response)["better-auth.state"]["max-age"] == "0"
+    assert rows(oauth_app, User) == []
+
+
+def test_unknown_or_missing_state_goes_to_the_error_page(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = client.get("/api/auth/callback/local-oidc?code=abc&state=not-a-real-state")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://localhost/api/auth/error?error=state_mismatch"
+    response = client.get("/api/auth/callback/local-oidc?code=abc")
+    assert response.headers["Location"] == "http://localhost/api/auth/error?error=state_not_found"
+
+
+def test_another_browsers_state_is_refused_without_consuming_it(oauth_app: Flask) -> None:
+    owner, thief = oauth_app.test_client(), oauth_app.test_client()
+    url = start(owner, loginHint="victim@example.com").get_json()["url"]
+    back = provider_login(url)
+    refused = callback(thief, back)
+    assert refused.status_code == 302
+    assert refused.headers["Location"] == "/auth-error?error=state_mismatch"
+    assert "better-auth.session-token" not in set_cookies(refused)
+    assert callback(owner, back).headers["Location"] == "/welcome"  # the row was still there
+
+
+def test_a_state_is_single_use(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    url = start(client, loginHint="once@example.com").get_json()["url"]
+    back = provider_login(url)
+    first = callback(client, back)
+    assert first.headers["Location"] == "/welcome"
+    replay = oauth_app.test_client()
+    state = parse_qs(urlsplit(back).query)["state"][0]
+    cookie = set_cookies(start(replay))["better-auth.state"]["value"]
+    del cookie  # a valid cookie of another state does not help
+    replayed = callback(client, back)
+    assert replayed.status_code == 302
+    assert replayed.headers["Location"].endswith("error=state_mismatch")
+    assert [r for r in rows(oauth_app, Verification) if state in r.identifier] == []
+
+
+def test_wrong_issuer_no_code_and_bad_code(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    url = start(client, loginHint="iss@example.com").get_json()["url"]
+    back = provider_login(url).replace("iss=", "iss=x")
+    response = callback(client, back)
+    assert response.headers["Location"] == "/auth-error?error=issuer_mismatch"
+    state = parse_qs(urlsplit(start(client).get_json()["url"]).query)["state"][0]
+    response = client.get(f"/api/auth/callback/local-oidc?state={state}")
+    assert response.headers["Location"] == "/auth-error?error=no_code"
+    state = parse_qs(urlsplit(start(client).get_json()["url"]).query)["state"][0]
+    response = client.get(f"/api/auth/callback/local-oidc?state={state}&code=forged")
+    assert response.headers["Location"] == "/auth-error?error=invalid_code"
+    assert rows(oauth_app, User) == []
+
+
+def test_provider_without_email_claim(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    url = start(client).get_json()["url"]
+    response = callback(client, provider_login(url, "nomail", "nomail-password"))
+    assert response.headers["Location"] == "/auth-error?error=email_not_found"
+
+
+def test_form_post_callback_redirects_to_the_get(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = client.post(
+        "/api/auth/callback/local-oidc",
+        data={"code": "c1", "state": "s1"},
+        headers={"Origin": "http://127.0.0.1:3015"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == (
+        "http://localhost/api/auth/callback/local-oidc?code=c1&state=s1"
+    )
+    url = start(client, loginHint="formpost@example.com").get_json()["url"]
+    back = urlsplit(provider_login(url))
+    posted = client.post(back.path, data=dict(parse_qs(back.query)))
+    assert posted.status_code == 302
+    assert callback(client, posted.headers["Location"]).headers["Location"] == "/welcome"
+
+
+def test_provider_down_is_a_redirect_and_a_logged_error(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(
+        database_url,
+        PLUGINS=["generic-oauth"],
+        GENERIC_OAUTH_PROVIDERS=[
+            {
+                "provider_id": "down",
+                "client_id": "c",
+                "authorization_url": "http://127.0.0.1:9/auth",
+                "token_url": "http://127.0.0.1:9/token",
+            }
+        ],
+    )
+    client = app.test_client()
+    state = parse_qs(urlsplit(start(client, "down").get_json()["url"]).query)["state"][0]
+    with caplog.at_level("ERROR", "flask_better_auth.oauth"):
+        response = client.get(f"/api/auth/callback/down?state={state}&code=c")
+    dispose(app)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth-error?error=invalid_code"
+    assert "unreachable" in caplog.text
