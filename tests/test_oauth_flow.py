@@ -10,11 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import ORIGIN, make_app, set_cookies
+from conftest import ORIGIN, make_app, set_cookies, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
 
+from flask_better_auth import account_linked, account_unlinked
 from flask_better_auth.models import Account, User, Verification
 
 __all__ = ["oidc_issuer"]  # the fixture, used by name
@@ -281,3 +282,210 @@ def test_provider_down_is_a_redirect_and_a_logged_error(
     assert response.status_code == 302
     assert response.headers["Location"] == "/auth-error?error=invalid_code"
     assert "unreachable" in caplog.text
+
+
+# --------------------------------------------------------------------------- linking
+
+
+def verify_email(app: Flask, email: str) -> None:
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one()
+        user.email_verified = True
+        db.session.commit()
+
+
+def test_implicit_linking_needs_a_verified_local_user(oauth_app: Flask) -> None:
+    local = oauth_app.test_client()
+    sign_up(local, "linker@example.com")
+    browser = oauth_app.test_client()
+    # An unverified local user is never linked implicitly, not even via a trusted provider.
+    for provider in ("local-oidc", "local-oidc-basic"):
+        response = sign_in_with(browser, "linker@example.com", provider)
+        assert response.headers["Location"] == "/auth-error?error=account_not_linked"
+    verify_email(oauth_app, "linker@example.com")
+    linked: list[Any] = []
+    account_linked.connect(lambda app, **kw: linked.append(kw), oauth_app, weak=False)
+    response = sign_in_with(browser, "linker@example.com")
+    assert response.headers["Location"] == "/dashboard"  # an existing user: not the new-user URL
+    assert linked[0]["provider_id"] == "local-oidc"
+    # The provider does not vouch for this address (email_verified false) and is not trusted.
+    response = sign_in_with(browser, "linker+unverified@example.com", "local-oidc-short")
+    assert response.headers["Location"] == "/auth-error?error=account_not_linked"
+    # A trusted provider links even an address it does not vouch for.
+    response = sign_in_with(browser, "linker+unverified@example.com", "local-oidc-basic")
+    assert response.headers["Location"] == "/dashboard"
+    listed = browser.get("/api/auth/list-accounts").get_json()
+    assert [a["providerId"] for a in listed] == ["credential", "local-oidc", "local-oidc-basic"]
+    assert list(listed[1]) == [
+        "accountId",
+        "providerId",
+        "userId",
+        "createdAt",
+        "updatedAt",
+        "id",
+        "scopes",
+    ]
+    assert listed[0]["scopes"] == [] and listed[1]["scopes"] == ["openid", "email", "profile"]
+
+
+@pytest.mark.settings(ACCOUNT_LINKING_ENABLED=False)
+def test_linking_disabled(oauth_app: Flask) -> None:
+    sign_up(oauth_app.test_client(), "off@example.com")
+    verify_email(oauth_app, "off@example.com")
+    response = sign_in_with(oauth_app.test_client(), "off@example.com")
+    assert response.headers["Location"] == "/auth-error?error=account_not_linked"
+
+
+def test_link_social_and_unlink(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    sign_up(client, "owner@example.com")  # unverified: link-social does not need it
+    anonymous = oauth_app.test_client().post(
+        "/api/auth/link-social", json={"provider": "local-oidc"}, headers=ORIGIN
+    )
+    assert anonymous.status_code == 401
+    body = {"callbackURL": "/settings", "errorCallbackURL": "/link-error"}
+    url = start(client, path="/link-social", loginHint="owner@example.com", **body)
+    value = json.loads(rows(oauth_app, Verification)[0].value)
+    assert value["link"]["email"] == "owner@example.com"
+    response = callback(client, provider_login(url.get_json()["url"]))
+    assert response.headers["Location"] == "/settings"
+    assert "better-auth.session-token" not in set_cookies(response)  # no new session
+    # Another address: refused; an address the provider does not vouch for: refused.
+    url = start(client, path="/link-social", loginHint="someone@example.com", **body)
+    response = callback(client, provider_login(url.get_json()["url"]))
+    assert response.headers["Location"] == "/link-error?error=email_does_not_match"
+    hint = "owner+unverified@example.com"
+    url = start(client, "local-oidc-short", path="/link-social", loginHint=hint, **body)
+    response = callback(client, provider_login(url.get_json()["url"]))
+    assert response.headers["Location"] == "/link-error?error=unable_to_link_account"
+
+    accounts = client.get("/api/auth/list-accounts").get_json()
+    assert [a["providerId"] for a in accounts] == ["credential", "local-oidc"]
+    missing = client.post("/api/auth/unlink-account", json={"accountId": "nope"}, headers=ORIGIN)
+    assert missing.status_code == 400 and missing.get_json()["code"] == "ACCOUNT_NOT_FOUND"
+    invalid = client.post(
+        "/api/auth/unlink-account", json={"providerId": "local-oidc"}, headers=ORIGIN
+    )
+    assert invalid.get_json() == {
+        "message": "[body.accountId] Invalid input: expected string, received undefined",
+        "code": "VALIDATION_ERROR",
+    }
+    unlinked: list[Any] = []
+    account_unlinked.connect(lambda app, **kw: unlinked.append(kw), oauth_app, weak=False)
+    response = client.post(
+        "/api/auth/unlink-account", json={"accountId": accounts[1]["id"]}, headers=ORIGIN
+    )
+    assert response.status_code == 200 and response.get_json() == {"status": True}
+    assert unlinked[0]["provider_id"] == "local-oidc"
+    last = client.post(
+        "/api/auth/unlink-account", json={"accountId": accounts[0]["id"]}, headers=ORIGIN
+    )
+    assert last.status_code == 400 and last.get_json()["code"] == "FAILED_TO_UNLINK_LAST_ACCOUNT"
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def test_get_access_token_refreshes_a_token_about_to_expire(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    sign_in_with(client, "short@example.com", "local-oidc-short")
+    (account,) = client.get("/api/auth/list-accounts").get_json()
+    first = rows(oauth_app, Account)[0].access_token
+    # 4-second tokens: under 5 s left already, so get-access-token refreshes at once.
+    response = client.post(
+        "/api/auth/get-access-token", json={"accountId": account["id"]}, headers=ORIGIN
+    )
+    data = response.get_json()
+    assert list(data) == ["accessToken", "accessTokenExpiresAt", "scopes", "idToken"]
+    assert data["accessToken"] != first and data["scopes"] == ["openid", "email", "profile"]
+    assert rows(oauth_app, Account)[0].access_token == data["accessToken"]
+    invalid = client.post(
+        "/api/auth/get-access-token", json={"providerId": "x"}, headers=ORIGIN
+    ).get_json()
+    assert invalid == {"message": "[body] Invalid input", "code": "VALIDATION_ERROR"}
+    anonymous = oauth_app.test_client().post(
+        "/api/auth/get-access-token", json={"accountId": account["id"]}, headers=ORIGIN
+    )
+    assert anonymous.status_code == 401 and anonymous.get_data() == b""
+
+
+def test_refresh_token_and_account_info(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    sign_in_with(client, "refresh@example.com")
+    (account,) = client.get("/api/auth/list-accounts").get_json()
+    stored = client.post(
+        "/api/auth/get-access-token", json={"accountId": account["id"]}, headers=ORIGIN
+    ).get_json()
+    assert stored["accessToken"] == rows(oauth_app, Account)[0].access_token  # not refreshed
+    response = client.post(
+        "/api/auth/refresh-token", json={"accountId": account["id"]}, headers=ORIGIN
+    )
+    data = response.get_json()
+    assert list(data) == [
+        "accessToken",
+        "refreshToken",
+        "accessTokenExpiresAt",
+        "refreshTokenExpiresAt",
+        "scope",
+        "idToken",
+        "providerId",
+        "accountId",
+    ]
+    assert data["scope"] == "openid,email,profile" and data["accountId"] == account["id"]
+    assert data["accessToken"] != stored["accessToken"]
+    info = client.get(f"/api/auth/account-info?accountId={account['id']}").get_json()
+    assert list(info) == ["user", "data", "account"]
+    assert info["user"] == {
+        "email": "refresh@example.com",
+        "emailVerified": True,
+        "name": "Refresh",
+    }
+    assert info["account"]["providerId"] == "local-oidc"
+
+
+# --------------------------------------------------------------------------- id token
+
+
+def id_token_of(app: Flask, email: str, client: FlaskClient) -> tuple[str, str]:
+    sign_in_with(client, email)
+    value_nonce = rows(app, Account)[-1].id_token or ""
+    from flask_better_auth.oauth.providers import decode_unverified
+
+    return value_nonce, decode_unverified(value_nonce)["nonce"]
+
+
+def test_id_token_sign_in(oauth_app: Flask) -> None:
+    token, nonce = id_token_of(oauth_app, "idtoken@example.com", oauth_app.test_client())
+    client = oauth_app.test_client()
+    body = {"provider": "local-oidc", "idToken": {"token": token, "nonce": nonce}}
+    response = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+    data = response.get_json()
+    assert list(data) == ["redirect", "token", "user"] and data["redirect"] is False
+    assert "better-auth.session-token" in set_cookies(response)
+    no_nonce = {"provider": "local-oidc", "idToken": {"token": token}}
+    assert client.post("/api/auth/sign-in/social", json=no_nonce, headers=ORIGIN).status_code == 200
+    for bad in (
+        {"token": token, "nonce": "wrong"},
+        {"token": token[:-4] + "AAAA"},
+        {"token": "not-a-jwt"},
+    ):
+        body = {"provider": "local-oidc", "idToken": bad}
+        refused = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+        assert refused.status_code == 401 and refused.get_json()["code"] == "INVALID_TOKEN"
+    # Another client's token: wrong audience.
+    other = {"provider": "local-oidc-basic", "idToken": {"token": token}}
+    refused = client.post("/api/auth/sign-in/social", json=other, headers=ORIGIN)
+    assert refused.status_code == 401
+
+
+@pytest.mark.settings(COOKIE_NAMING="better-auth")
+def test_better_auth_cookie_names(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = start(client, loginHint="names@example.com")
+    assert "better-auth.state" in set_cookies(response)
+    back = callback(client, provider_login(response.get_json()["url"]))
+    assert list(set_cookies(back))[:2] == ["better-auth.state", "better-auth.session_token"]
+    stale = oauth_app.test_client()
+    url = start(stale, loginHint="stale@example.com").get_json()["url"]
+    assert callback(client, provider_login(url)).headers["Location"].endswith("state_mismatch")
