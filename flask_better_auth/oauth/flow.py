@@ -335,7 +335,9 @@ def _complete(provider_id: str, value: Mapping[str, Any], error_url: str) -> str
     if not code:
         raise CallbackError("no_code")
     iss = args.get("iss")
-    if iss is not None and provider.issuer and iss != provider.issuer:
+    # RFC 9207: checked against the discovery document's issuer (as Better Auth does; a
+    # built-in provider's fixed issuer is for its id_tokens).
+    if iss is not None and provider.discovery_url and provider.issuer and iss != provider.issuer:
         raise CallbackError("issuer_mismatch")
     verifier = value.get("codeVerifier") if isinstance(value.get("codeVerifier"), str) else None
     try:

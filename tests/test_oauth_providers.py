@@ -1,0 +1,197 @@
+"""The built-in providers: their authorization URLs, their profile mappings against the
+responses their public documentation shows, the settings' validation, and Google's code flow
+against the real OpenID provider (its endpoints overridden, as the peer capture did)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import ORIGIN, make_app
+from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
+
+from flask_better_auth import ConfigError
+from flask_better_auth.oauth.providers import (
+    BUILTIN,
+    Profile,
+    discord_profile,
+    github_profile,
+    gitlab_profile,
+    oidc_profile,
+)
+
+__all__ = ["oidc_issuer"]
+
+
+# Google's ID token claims (developers.google.com/identity/openid-connect/openid-connect,
+# "An ID token's payload").
+GOOGLE_CLAIMS = {
+    "iss": "https://accounts.google.com",
+    "azp": "1234987819200.apps.googleusercontent.com",
+    "aud": "1234987819200.apps.googleusercontent.com",
+    "sub": "10769150350006150715113082367",
+    "at_hash": "HK6E_P6Dh8Y93mRNtsDB1Q",
+    "hd": "example.com",
+    "email": "Jsmith@example.com",
+    "email_verified": True,
+    "iat": 1353601026,
+    "exp": 1353604926,
+    "nonce": "0394852-3190485-2490358",
+    "name": "Jane Smith",
+    "picture": "https://lh3.googleusercontent.com/a/photo.jpg",
+}
+# GitHub's "Get the authenticated user" (docs.github.com/rest/users/users), abridged, with the
+# primary address of "List email addresses for the authenticated user" merged in.
+GITHUB_USER = {
+    "login": "octocat",
+    "id": 1,
+    "node_id": "MDQ6VXNlcjE=",
+    "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+    "type": "User",
+    "name": "monalisa octocat",
+    "company": "GitHub",
+    "email": "octocat@github.com",
+    "email_verified": True,
+}
+# Discord's "Get Current User" (discord.com/developers/docs/resources/user).
+DISCORD_USER = {
+    "id": "80351110224678912",
+    "username": "Nelly",
+    "discriminator": "1337",
+    "global_name": "Nelly N",
+    "avatar": "8342729096ea3675442027381ff50dfe",
+    "verified": True,
+    "email": "nelly@discord.com",
+}
+# GitLab's "Get the current user" (docs.gitlab.com/api/users), abridged.
+GITLAB_USER = {
+    "id": 1,
+    "username": "john_smith",
+    "email": "john@example.com",
+    "name": "John Smith",
+    "avatar_url": "http://localhost:3000/uploads/user/avatar/1/index.jpg",
+    "confirmed_at": "2012-05-23T09:05:22Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("mapper", "claims", "expected"),
+    [
+        (
+            oidc_profile,
+            GOOGLE_CLAIMS,
+            Profile(
+                "10769150350006150715113082367",
+                "jsmith@example.com",
+                True,
+                "Jane Smith",
+                "https://lh3.googleusercontent.com/a/photo.jpg",
+            ),
+        ),
+        (
+            github_profile,
+            GITHUB_USER,
+            Profile(
+                "1",
+                "octocat@github.com",
+                True,
+                "monalisa octocat",
+                "https://github.com/images/error/octocat_happy.gif",
+            ),
+        ),
+        (
+            github_profile,
+            {**GITHUB_USER, "name": None, "email": None, "email_verified": False},
+            Profile("1", None, False, "octocat", GITHUB_USER["avatar_url"]),
+        ),
+        (
+            discord_profile,
+            DISCORD_USER,
+            Profile(
+                "80351110224678912",
+                "nelly@discord.com",
+                True,
+                "Nelly N",
+                "https://cdn.discordapp.com/avatars/80351110224678912/"
+                "8342729096ea3675442027381ff50dfe.png",
+            ),
+        ),
+        (
+            gitlab_profile,
+            GITLAB_USER,
+            Profile("1", "john@example.com", True, "John Smith", GITLAB_USER["avatar_url"]),
+        ),
+    ],
+)
+def test_profile_mappings(mapper: Any, claims: dict[str, Any], expected: Profile) -> None:
+    assert mapper(claims) == expected
+
+
+def test_github_authorization_url_matches_better_auths() -> None:
+    app = make_app(
+        "sqlite://",
+        SOCIAL_PROVIDERS={"github": {"client_id": "peer-github-client-id", "client_secret": "s"}},
+    )
+    client = app.test_client()
+    body = {"provider": "github", "callbackURL": "/dashboard", "disableRedirect": True}
+    data = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN).get_json()
+    url = urlsplit(data["url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == BUILTIN["github"].authorization_url
+    assert [pair.split("=")[0] for pair in url.query.split("&")] == [
+        "response_type",
+        "client_id",
+        "state",
+        "scope",
+        "redirect_uri",
+        "code_challenge_method",
+        "code_challenge",
+    ]
+    assert parse_qs(url.query)["scope"] == ["read:user user:email"]
+    with app.app_context():
+        app.extensions["better_auth"].db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("SOCIAL_PROVIDERS", {"myspace": {"client_id": "x"}}, "unknown provider 'myspace'"),
+        ("SOCIAL_PROVIDERS", {"github": {}}, "needs a client_id"),
+        ("SOCIAL_PROVIDERS", ["github"], "must be a dict"),
+        ("GENERIC_OAUTH_PROVIDERS", [{"client_id": "x"}], "no provider_id"),
+        ("GENERIC_OAUTH_PROVIDERS", [{"provider_id": "a", "client_id": "x"}], "discovery_url"),
+        (
+            "GENERIC_OAUTH_PROVIDERS",
+            [{"provider_id": "a", "client_id": "x", "discovery_url": "u", "authentication": "jwt"}],
+            "'post' or 'basic'",
+        ),
+        ("GENERIC_OAUTH_PROVIDERS", {"a": 1}, "must be a list"),
+    ],
+)
+def test_settings_are_checked(key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_app("sqlite://", create_tables=False, PLUGINS=["generic-oauth"], **{key: value})
+
+
+def test_google_code_flow_decodes_the_id_token(database_url: str, oidc_issuer: str) -> None:
+    google = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "authorization_url": f"{oidc_issuer}/auth",
+        "token_url": f"{oidc_issuer}/token",
+    }
+    app = make_app(database_url, SOCIAL_PROVIDERS={"google": google})
+    client = app.test_client()
+    body = {"provider": "google", "callbackURL": "/dashboard", "loginHint": "g@example.com"}
+    data = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN).get_json()
+    query = urlsplit(data["url"]).query
+    assert "nonce=" not in query and query.endswith("&include_granted_scopes=true")
+    assert parse_qs(query)["scope"] == ["email profile openid"]
+    back = urlsplit(provider_login(data["url"]))
+    response = client.get(f"{back.path}?{back.query}")
+    assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
+    user = client.get("/api/auth/get-session").get_json()["user"]
+    assert user["email"] == "g@example.com" and user["emailVerified"] is True
+    with app.app_context():
+        app.extensions["better_auth"].db.session.remove()
+        app.extensions["better_auth"].db.engine.dispose()
