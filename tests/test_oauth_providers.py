@@ -15,10 +15,16 @@ from flask_better_auth import ConfigError
 from flask_better_auth.oauth.providers import (
     BUILTIN,
     Profile,
+    configure_social,
     discord_profile,
+    facebook_profile,
     github_profile,
     gitlab_profile,
+    microsoft_profile,
     oidc_profile,
+    spotify_profile,
+    twitter_profile,
+    zoom_profile,
 )
 
 __all__ = ["oidc_issuer"]
@@ -74,6 +80,67 @@ GITLAB_USER = {
     "confirmed_at": "2012-05-23T09:05:22Z",
 }
 
+# Microsoft identity platform ID token claims (learn.microsoft.com/entra/identity-platform/
+# id-token-claims-reference), with the optional email claims.
+MICROSOFT_CLAIMS = {
+    "aud": "6cb04018-a3f5-46a7-b995-940c78f5aef3",
+    "iss": "https://login.microsoftonline.com/b9419818-09af-49c2-b0c3-653adc1f376e/v2.0",
+    "name": "Abe Lincoln",
+    "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+    "preferred_username": "abeli@microsoft.com",
+    "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+    "email": "abeli@microsoft.com",
+    "verified_primary_email": ["abeli@microsoft.com"],
+    "tid": "b9419818-09af-49c2-b0c3-653adc1f376e",
+}
+# Graph API "User" fields id,name,email,picture (developers.facebook.com/docs/graph-api).
+FACEBOOK_ME = {
+    "id": "10158771234567890",
+    "name": "Jane Doe",
+    "email": "jane@example.com",
+    "picture": {"data": {"height": 50, "is_silhouette": False, "url": "https://x.fbcdn.net/p.jpg"}},
+}
+# Spotify "Get Current User's Profile" (developer.spotify.com/documentation/web-api).
+SPOTIFY_ME = {
+    "country": "SE",
+    "display_name": "JM Wizzler",
+    "email": "email@example.com",
+    "id": "wizzler",
+    "images": [{"url": "https://i.scdn.co/image/ab67616d00001e02", "height": 300, "width": 300}],
+    "type": "user",
+}
+# Zoom "Get a user" (developers.zoom.us/docs/api/users), abridged.
+ZOOM_ME = {
+    "id": "KDcuGIm1QgePTO8WbOqwIQ",
+    "first_name": "Jill",
+    "last_name": "Chill",
+    "display_name": "Jill Chill",
+    "email": "jchill@example.com",
+    "pic_url": "https://example.com/photo.jpg",
+    "verified": 1,
+}
+# X "GET /2/users/me" with user.fields=profile_image_url,confirmed_email (docs.x.com).
+TWITTER_ME = {
+    "data": {
+        "id": "2244994945",
+        "name": "X Dev",
+        "username": "TwitterDev",
+        "profile_image_url": "https://pbs.twimg.com/profile_images/normal.jpg",
+        "confirmed_email": "dev@example.com",
+    }
+}
+# LinkedIn "Sign In with LinkedIn using OpenID Connect" userinfo (learn.microsoft.com/linkedin).
+LINKEDIN_USERINFO = {
+    "sub": "782bbtaQ",
+    "name": "John Doe",
+    "given_name": "John",
+    "family_name": "Doe",
+    "picture": "https://media.licdn-ei.com/dms/image/C5F03AQHqK8v7tB1HCQ/profile.jpg",
+    "locale": "en-US",
+    "email": "doe@email.com",
+    "email_verified": True,
+}
+
 
 @pytest.mark.parametrize(
     ("mapper", "claims", "expected"),
@@ -121,6 +188,65 @@ GITLAB_USER = {
             gitlab_profile,
             GITLAB_USER,
             Profile("1", "john@example.com", True, "John Smith", GITLAB_USER["avatar_url"]),
+        ),
+        (
+            microsoft_profile,
+            MICROSOFT_CLAIMS,
+            Profile(MICROSOFT_CLAIMS["sub"], "abeli@microsoft.com", True, "Abe Lincoln", None),
+        ),
+        (
+            microsoft_profile,
+            {**MICROSOFT_CLAIMS, "verified_primary_email": []},
+            Profile(MICROSOFT_CLAIMS["sub"], "abeli@microsoft.com", False, "Abe Lincoln", None),
+        ),
+        (
+            facebook_profile,
+            FACEBOOK_ME,
+            Profile(
+                "10158771234567890",
+                "jane@example.com",
+                False,
+                "Jane Doe",
+                "https://x.fbcdn.net/p.jpg",
+            ),
+        ),
+        (
+            spotify_profile,
+            SPOTIFY_ME,
+            Profile(
+                "wizzler",
+                "email@example.com",
+                False,
+                "JM Wizzler",
+                "https://i.scdn.co/image/ab67616d00001e02",
+            ),
+        ),
+        (
+            zoom_profile,
+            ZOOM_ME,
+            Profile(
+                "KDcuGIm1QgePTO8WbOqwIQ",
+                "jchill@example.com",
+                True,
+                "Jill Chill",
+                "https://example.com/photo.jpg",
+            ),
+        ),
+        (
+            twitter_profile,
+            TWITTER_ME,
+            Profile(
+                "2244994945",
+                "dev@example.com",
+                True,
+                "X Dev",
+                "https://pbs.twimg.com/profile_images/normal.jpg",
+            ),
+        ),
+        (
+            oidc_profile,
+            LINKEDIN_USERINFO,
+            Profile("782bbtaQ", "doe@email.com", True, "John Doe", LINKEDIN_USERINFO["picture"]),
         ),
     ],
 )
@@ -195,3 +321,21 @@ def test_google_code_flow_decodes_the_id_token(database_url: str, oidc_issuer: s
     with app.app_context():
         app.extensions["better_auth"].db.session.remove()
         app.extensions["better_auth"].db.engine.dispose()
+
+
+def test_tenant_and_self_hosted_base_urls() -> None:
+    providers = configure_social(
+        "K",
+        {
+            "microsoft": {"client_id": "c", "tenant_id": "contoso.onmicrosoft.com"},
+            "gitlab": {"client_id": "c", "base_url": "https://git.example.com/"},
+            "github": {"client_id": "c", "authorization_url": "https://ghe.example.com/auth"},
+        },
+    )
+    assert providers["microsoft"].authorization_url == (
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize"
+    )
+    assert providers["gitlab"].token_url == "https://git.example.com/oauth/token"
+    assert providers["gitlab"].userinfo_url == "https://git.example.com/api/v4/user"
+    assert providers["github"].authorization_url == "https://ghe.example.com/auth"
+    assert providers["github"].token_url == BUILTIN["github"].token_url

@@ -90,6 +90,80 @@ def gitlab_profile(claims: Mapping[str, Any]) -> Profile:
     )
 
 
+def microsoft_profile(claims: Mapping[str, Any]) -> Profile:
+    """Microsoft Entra ID's id_token claims: ``email`` is verified when the token says so, or
+    when it is one of the ``verified_primary_email``/``verified_secondary_email`` addresses."""
+    email = _text(claims.get("email")) or _text(claims.get("preferred_username"))
+    verified_lists = [claims.get("verified_primary_email"), claims.get("verified_secondary_email")]
+    listed = any(isinstance(v, list) and email in v for v in verified_lists)
+    verified = claims["email_verified"] is True if "email_verified" in claims else listed
+    return Profile(
+        id=str(claims.get("sub") or claims.get("oid") or ""),
+        email=email.lower() if email else None,
+        email_verified=verified,
+        name=_text(claims.get("name")) or "",
+        image=_text(claims.get("picture")),
+    )
+
+
+def facebook_profile(claims: Mapping[str, Any]) -> Profile:
+    """The Graph API's ``/me?fields=id,name,email,picture`` (Facebook vouches for no email)."""
+    picture = claims.get("picture")
+    data = picture.get("data") if isinstance(picture, Mapping) else None
+    email = _text(claims.get("email"))
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=False,
+        name=_text(claims.get("name")) or "",
+        image=_text(data.get("url")) if isinstance(data, Mapping) else None,
+    )
+
+
+def spotify_profile(claims: Mapping[str, Any]) -> Profile:
+    """Spotify's ``GET /v1/me`` (no verified flag)."""
+    images = claims.get("images")
+    first = images[0] if isinstance(images, list) and images else None
+    email = _text(claims.get("email"))
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=False,
+        name=_text(claims.get("display_name")) or "",
+        image=_text(first.get("url")) if isinstance(first, Mapping) else None,
+    )
+
+
+def zoom_profile(claims: Mapping[str, Any]) -> Profile:
+    """Zoom's ``GET /v2/users/me`` (``verified`` is 1 for a verified address)."""
+    email = _text(claims.get("email"))
+    name = _text(claims.get("display_name")) or " ".join(
+        part for part in (_text(claims.get("first_name")), _text(claims.get("last_name"))) if part
+    )
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=claims.get("verified") == 1,
+        name=name,
+        image=_text(claims.get("pic_url")),
+    )
+
+
+def twitter_profile(claims: Mapping[str, Any]) -> Profile:
+    """X's ``GET /2/users/me`` (the user under ``data``; ``confirmed_email`` when granted)."""
+    data = claims.get("data")
+    if not isinstance(data, Mapping):
+        data = claims
+    email = _text(data.get("confirmed_email")) or _text(data.get("email"))
+    return Profile(
+        id=str(data.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=bool(_text(data.get("confirmed_email"))),
+        name=_text(data.get("name")) or _text(data.get("username")) or "",
+        image=_text(data.get("profile_image_url")),
+    )
+
+
 @dataclass(frozen=True)
 class Provider:
     """One configured provider (``id`` is the ``<providerId>`` of the callback URL)."""
@@ -168,6 +242,76 @@ BUILTIN: Mapping[str, Provider] = {
             ("read_user",),
             profile=gitlab_profile,
         ),
+        Provider(
+            "microsoft",
+            "",
+            None,
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+            "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+            "https://graph.microsoft.com/oidc/userinfo",
+            ("openid", "profile", "email", "User.Read", "offline_access"),
+            profile=microsoft_profile,
+            claims_from_id_token=True,
+        ),
+        Provider(
+            "facebook",
+            "",
+            None,
+            "https://www.facebook.com/v21.0/dialog/oauth",
+            "https://graph.facebook.com/v21.0/oauth/access_token",
+            "https://graph.facebook.com/me?fields=id,name,email,picture",
+            ("email", "public_profile"),
+            profile=facebook_profile,
+        ),
+        Provider(
+            "linkedin",
+            "",
+            None,
+            "https://www.linkedin.com/oauth/v2/authorization",
+            "https://www.linkedin.com/oauth/v2/accessToken",
+            "https://api.linkedin.com/v2/userinfo",
+            ("profile", "email", "openid"),
+        ),
+        Provider(
+            "slack",
+            "",
+            None,
+            "https://slack.com/openid/connect/authorize",
+            "https://slack.com/api/openid.connect.token",
+            "https://slack.com/api/openid.connect.userInfo",
+            ("openid", "profile", "email"),
+        ),
+        Provider(
+            "spotify",
+            "",
+            None,
+            "https://accounts.spotify.com/authorize",
+            "https://accounts.spotify.com/api/token",
+            "https://api.spotify.com/v1/me",
+            ("user-read-email",),
+            profile=spotify_profile,
+        ),
+        Provider(
+            "zoom",
+            "",
+            None,
+            "https://zoom.us/oauth/authorize",
+            "https://zoom.us/oauth/token",
+            "https://api.zoom.us/v2/users/me",
+            (),
+            profile=zoom_profile,
+        ),
+        Provider(
+            "twitter",
+            "",
+            None,
+            "https://x.com/i/oauth2/authorize",
+            "https://api.x.com/2/oauth2/token",
+            "https://api.x.com/2/users/me?user.fields=profile_image_url,confirmed_email",
+            ("users.read", "tweet.read", "offline.access", "users.email"),
+            profile=twitter_profile,
+            authentication="basic",
+        ),
     )
 }
 
@@ -212,6 +356,17 @@ def configure_social(key: str, value: Any) -> dict[str, Provider]:
         }
         if "scopes" in options:
             changes["scopes"] = tuple(str(s) for s in options["scopes"])
+        tenant = options.get("tenant_id")
+        if provider_id == "microsoft" and isinstance(tenant, str) and tenant:
+            # Entra ID: the tenant replaces "common" in the endpoints (single-tenant apps).
+            for attribute in ("authorization_url", "token_url"):
+                changes[attribute] = getattr(base, attribute).replace("/common/", f"/{tenant}/")
+        base_url = options.get("base_url")
+        if provider_id == "gitlab" and isinstance(base_url, str) and base_url:
+            root = base_url.rstrip("/")  # a self-hosted GitLab
+            changes["authorization_url"] = f"{root}/oauth/authorize"
+            changes["token_url"] = f"{root}/oauth/token"
+            changes["userinfo_url"] = f"{root}/api/v4/user"
         for option, attribute in _OVERRIDES.items():
             if options.get(option):
                 changes[attribute] = str(options[option])
@@ -237,7 +392,12 @@ __all__ = [
     "configure_social",
     "decode_unverified",
     "discord_profile",
+    "facebook_profile",
     "github_profile",
     "gitlab_profile",
+    "microsoft_profile",
     "oidc_profile",
+    "spotify_profile",
+    "twitter_profile",
+    "zoom_profile",
 ]
