@@ -5,6 +5,8 @@ Flask test client, the provider's side through httpx like a browser."""
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,12 +15,16 @@ import pytest
 from conftest import ORIGIN, make_app, set_cookies, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
 
 from flask_better_auth import account_linked, account_unlinked
 from flask_better_auth.models import Account, User, Verification
 
 __all__ = ["oidc_issuer"]  # the fixture, used by name
+
+REDIS_URL = os.environ.get("FBA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def providers(issuer: str) -> list[dict[str, Any]]:
@@ -58,6 +64,9 @@ def dispose(app: Flask) -> None:
     with app.app_context():
         app.extensions["better_auth"].db.session.remove()
         app.extensions["better_auth"].db.engine.dispose()
+    secondary = app.extensions["better_auth"].secondary
+    if secondary is not None:
+        secondary.close()
 
 
 def start(
@@ -489,3 +498,59 @@ def test_better_auth_cookie_names(oauth_app: Flask) -> None:
     stale = oauth_app.test_client()
     url = start(stale, loginHint="stale@example.com").get_json()["url"]
     assert callback(client, provider_login(url)).headers["Location"].endswith("state_mismatch")
+
+
+# --------------------------------------------------------------------------- storage, fuzz
+
+
+@pytest.mark.settings(
+    SECONDARY_STORAGE_URL=REDIS_URL,
+    SECONDARY_STORAGE_PREFIX=f"oauth-test-{uuid.uuid4().hex}:",
+    VERIFICATION_STORE_IN_DATABASE=False,
+    COOKIE_CACHE_ENABLED=True,
+)
+def test_flow_with_redis_state_and_the_cookie_cache(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = start(client, loginHint="redis-user@example.com")
+    assert rows(oauth_app, Verification) == []  # the state lives in Redis
+    back = provider_login(response.get_json()["url"])
+    thief = callback(oauth_app.test_client(), back)
+    assert thief.headers["Location"] == "/auth-error?error=state_mismatch"
+    done = callback(client, back)
+    assert done.headers["Location"] == "/welcome"
+    assert "better-auth.session-data" in set_cookies(done)
+    assert callback(client, back).headers["Location"].endswith("error=state_mismatch")
+    session = client.get("/api/auth/get-session").get_json()
+    assert session["user"]["email"] == "redis-user@example.com"
+
+
+QUERY_KEYS = st.sampled_from(["code", "state", "iss", "error", "error_description", "x", ""])
+QUERY_VALUES = st.one_of(st.text(max_size=40), st.sampled_from(["", "%", "\\x00", "a" * 3000]))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    query=st.lists(st.tuples(QUERY_KEYS, QUERY_VALUES), max_size=6),
+    real_state=st.booleans(),
+    with_cookie=st.booleans(),
+)
+def test_no_callback_query_is_a_5xx(
+    oauth_app: Flask, query: list[tuple[str, str]], real_state: bool, with_cookie: bool
+) -> None:
+    """Whatever the query string, the callback answers a 302 with ``?error=`` (or success)."""
+    client = oauth_app.test_client(use_cookies=with_cookie)
+    pairs = list(query)
+    if real_state:
+        url = start(client, disableRedirect=True).get_json()["url"]
+        pairs.append(("state", parse_qs(urlsplit(url).query)["state"][0]))
+    response = client.get("/api/auth/callback/local-oidc", query_string=pairs)
+    assert response.status_code == 302, response.get_data()[:300]
+    assert response.headers["Location"]
+    assert response.get_data() == b""
