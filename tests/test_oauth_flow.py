@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import ORIGIN, make_app, set_cookies, sign_up
+from conftest import ORIGIN, SECRET, make_app, set_cookies, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nodejs import E2E_DIR
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
 
 from flask_better_auth import account_linked, account_unlinked
@@ -554,3 +557,52 @@ def test_no_callback_query_is_a_5xx(
     assert response.status_code == 302, response.get_data()[:300]
     assert response.headers["Location"]
     assert response.get_data() == b""
+
+
+def test_disable_implicit_sign_up_unless_requested(database_url: str, oidc_issuer: str) -> None:
+    configured = providers(oidc_issuer)[:1]
+    configured[0]["disable_implicit_sign_up"] = True
+    app = make_app(database_url, PLUGINS=["generic-oauth"], GENERIC_OAUTH_PROVIDERS=configured)
+    client = app.test_client()
+    refused = sign_in_with(client, "nosignup@example.com")
+    assert refused.headers["Location"] == "/auth-error?error=signup_disabled"
+    assert rows(app, User) == []
+    response = start(client, loginHint="nosignup@example.com", requestSignUp=True)
+    assert json.loads(rows(app, Verification)[0].value)["requestSignUp"] is True
+    done = callback(client, provider_login(response.get_json()["url"]))
+    assert done.headers["Location"] == "/welcome"
+    dispose(app)
+
+
+@pytest.mark.settings(ENCRYPT_OAUTH_TOKENS=True)
+def test_encrypted_tokens_in_better_auths_format(oauth_app: Flask, node_env: Any) -> None:
+    client = oauth_app.test_client()
+    sign_in_with(client, "sealed@example.com")
+    (row,) = rows(oauth_app, Account)
+    assert row.access_token and re.fullmatch(r"[0-9a-f]+", row.access_token)
+    (account,) = client.get("/api/auth/list-accounts").get_json()
+    data = client.post(
+        "/api/auth/get-access-token", json={"accountId": account["id"]}, headers=ORIGIN
+    ).get_json()
+    assert data["accessToken"] != row.access_token and data["idToken"].count(".") == 2
+    # Better Auth's own code reads what we wrote, and we read what it writes.
+    script = str(E2E_DIR / "token_crypto.mjs")
+    read = subprocess.run(
+        [node_env.node, script, "decrypt", SECRET, row.access_token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=E2E_DIR,
+    )
+    assert read.stdout.strip() == data["accessToken"], read.stderr
+    written = subprocess.run(
+        [node_env.node, script, "encrypt", SECRET, "from-better-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=E2E_DIR,
+    ).stdout.strip()
+    with oauth_app.app_context():
+        from flask_better_auth.oauth.encryption import decrypt
+
+        assert decrypt((SECRET,), written) == "from-better-auth"

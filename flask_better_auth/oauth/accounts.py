@@ -16,7 +16,7 @@ from ..schemas import Field, js_type
 from ..signals import account_unlinked
 from ..state import app_object, storage
 from . import client
-from .linking import update_tokens
+from .linking import plain, update_tokens
 from .providers import Provider, decode_unverified
 from .registry import find_provider
 
@@ -105,10 +105,11 @@ def _provider_of(account: Account) -> Provider:
 
 def _refresh(account: Account) -> None:
     provider = _provider_of(account)
-    if not account.refresh_token:
+    refresh_value = plain(account.refresh_token)
+    if not refresh_value:
         raise AuthError(400, "REFRESH_TOKEN_NOT_FOUND", "Refresh token not found")
     try:
-        tokens = client.refresh(provider, account.refresh_token)
+        tokens = client.refresh(provider, refresh_value)
     except client.ProviderError:
         raise AuthError(
             400, "FAILED_TO_REFRESH_ACCESS_TOKEN", "Failed to refresh access token"
@@ -138,10 +139,10 @@ def get_access_token(body: Any) -> Any:
     if account.refresh_token and (expires is None or expires - utcnow() < REFRESH_MARGIN):
         _refresh(account)
     return {
-        "accessToken": account.access_token,
+        "accessToken": plain(account.access_token),
         "accessTokenExpiresAt": _optional_iso(account.access_token_expires_at),
         "scopes": _scopes(account),
-        "idToken": account.id_token,
+        "idToken": plain(account.id_token),
     }
 
 
@@ -153,12 +154,12 @@ def refresh_token(body: Any) -> Any:
     account = _own_account(body, user)
     _refresh(account)
     return {
-        "accessToken": account.access_token,
-        "refreshToken": account.refresh_token,
+        "accessToken": plain(account.access_token),
+        "refreshToken": plain(account.refresh_token),
         "accessTokenExpiresAt": _optional_iso(account.access_token_expires_at),
         "refreshTokenExpiresAt": _optional_iso(account.refresh_token_expires_at),
         "scope": account.scope,
-        "idToken": account.id_token,
+        "idToken": plain(account.id_token),
         "providerId": account.provider_id,
         "accountId": account.id,
     }
@@ -170,11 +171,12 @@ def account_info(user: User) -> Any:
     account = _own_account({"accountId": request.args.get("accountId")}, user)
     provider = _provider_of(account)
     claims: dict[str, Any] = {}
-    if account.id_token:
-        claims = decode_unverified(account.id_token)
-    if not claims.get("email") and account.access_token:
+    id_token, access_token = plain(account.id_token), plain(account.access_token)
+    if id_token:
+        claims = decode_unverified(id_token)
+    if not claims.get("email") and access_token:
         try:
-            claims = {**claims, **client.userinfo(provider, account.access_token)}
+            claims = {**claims, **client.userinfo(provider, access_token)}
         except client.ProviderError:
             raise AuthError(400, "FAILED_TO_GET_USER_INFO") from None
     profile = provider.profile(claims)

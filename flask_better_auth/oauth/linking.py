@@ -11,10 +11,25 @@ from typing import Any
 from ..crypto import generate_id
 from ..models import Account, User, utcnow
 from ..signals import account_linked, user_signed_up
-from ..state import app_object, storage
+from ..state import app_object, settings, storage
 from ..storage import Conflict
+from .encryption import decrypt, encrypt
 from .providers import Profile, Provider
 from .registry import CallbackError, oauth_settings
+
+
+def stored(token: str) -> str:
+    """A token as the account row keeps it: encrypted with ``BETTER_AUTH_ENCRYPT_OAUTH_TOKENS``
+    (Better Auth's format), else in clear."""
+    return encrypt(settings().secret, token) if oauth_settings().encrypt_tokens else token
+
+
+def plain(value: str | None) -> str | None:
+    """A token read from an account row, decrypted when encryption is on (a row written in
+    clear before it was turned on is read as is)."""
+    if value is None or not oauth_settings().encrypt_tokens:
+        return value
+    return decrypt(settings().secrets, value)
 
 
 def _token_columns(tokens: Mapping[str, Any], provider: Provider) -> dict[str, Any]:
@@ -26,7 +41,7 @@ def _token_columns(tokens: Mapping[str, Any], provider: Provider) -> dict[str, A
         ("id_token", "id_token"),
     ):
         if isinstance(tokens.get(key), str):
-            columns[column] = tokens[key]
+            columns[column] = stored(tokens[key])
     for key, column in (
         ("expires_in", "access_token_expires_at"),
         ("refresh_token_expires_in", "refresh_token_expires_at"),
@@ -143,4 +158,4 @@ def link_account(
     return str(value.get("callbackURL") or "/")
 
 
-__all__ = ["link_account", "new_account", "sign_in_or_up", "update_tokens"]
+__all__ = ["link_account", "new_account", "plain", "sign_in_or_up", "stored", "update_tokens"]

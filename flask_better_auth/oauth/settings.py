@@ -15,6 +15,7 @@ KEYS = Keys(
         "ACCOUNT_LINKING_TRUSTED_PROVIDERS": [],
         "ACCOUNT_LINKING_ALLOW_DIFFERENT_EMAILS": False,
         "ACCOUNT_LINKING_REQUIRE_LOCAL_EMAIL_VERIFIED": True,
+        "ENCRYPT_OAUTH_TOKENS": False,
     },
     owner="oauth",
 )
@@ -29,6 +30,8 @@ class OAuthSettings:
     trusted_providers: tuple[str, ...]
     allow_different_emails: bool
     require_local_email_verified: bool
+    #: Keep access, refresh and id tokens encrypted in the account row.
+    encrypt_tokens: bool = False
 
 
 def read_oauth_settings(cfg: ConfigReader) -> OAuthSettings:
@@ -39,6 +42,7 @@ def read_oauth_settings(cfg: ConfigReader) -> OAuthSettings:
         trusted_providers=tuple(cfg.list("ACCOUNT_LINKING_TRUSTED_PROVIDERS")),
         allow_different_emails=cfg.bool("ACCOUNT_LINKING_ALLOW_DIFFERENT_EMAILS"),
         require_local_email_verified=cfg.bool("ACCOUNT_LINKING_REQUIRE_LOCAL_EMAIL_VERIFIED"),
+        encrypt_tokens=cfg.bool("ENCRYPT_OAUTH_TOKENS"),
     )
 
 
