@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from nodejs import E2E_DIR
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
 
-from flask_better_auth import account_linked, account_unlinked
+from flask_better_auth import account_linked, account_unlinked, user_signed_up
 from flask_better_auth.models import Account, User, Verification
 
 __all__ = ["oidc_issuer"]  # the fixture, used by name
@@ -606,3 +606,22 @@ def test_encrypted_tokens_in_better_auths_format(oauth_app: Flask, node_env: Any
         from flask_better_auth.oauth.encryption import decrypt
 
         assert decrypt((SECRET,), written) == "from-better-auth"
+
+
+def test_an_unexpected_failure_is_still_a_redirect(
+    oauth_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(app: Flask, **kwargs: Any) -> None:
+        raise RuntimeError("a receiver failed")
+
+    user_signed_up.connect(broken, oauth_app, weak=False)
+    try:
+        with caplog.at_level("ERROR", "flask_better_auth.oauth"):
+            response = sign_in_with(oauth_app.test_client(), "broken@example.com")
+    finally:
+        user_signed_up.disconnect(broken, oauth_app)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth-error?error=internal_server_error"
+    assert "a receiver failed" in caplog.text
+    # Sent once the rows were committed: the receiver saw a user that exists.
+    assert [user.email for user in rows(oauth_app, User)] == ["broken@example.com"]

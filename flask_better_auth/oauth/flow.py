@@ -26,9 +26,9 @@ from ..cookies import encode_signed, read_signed_cookie, serialize
 from ..crypto import generate_id
 from ..endpoints import Endpoints, json_response, redirect_response, require_session
 from ..errors import AuthError
-from ..models import utcnow
+from ..models import Session, User, utcnow
 from ..schemas import js_type
-from ..signals import user_signed_in
+from ..signals import account_linked, user_signed_in, user_signed_up
 from ..state import app_object, settings, storage
 from . import client
 from .linking import link_account, sign_in_or_up
@@ -199,6 +199,18 @@ def link_social(body: Any) -> Any:
     return start_flow(provider, body, link={"userId": user.id, "email": user.email})
 
 
+def _announce(
+    user: User, provider: Provider, session: Session, *, created: bool, linked: bool
+) -> None:
+    """The signals of a social sign-in, sent once its rows are committed."""
+    app = app_object()
+    if created:
+        user_signed_up.send(app, user=user)
+    if linked:
+        account_linked.send(app, user=user, provider_id=provider.id)
+    user_signed_in.send(app, user=user, session=session)
+
+
 def _sign_in_id_token(provider: Provider, body: Mapping[str, Any]) -> Any:
     """``idToken`` sign-in (Google One Tap, native apps): no redirect, a session at once."""
     id_token = body.get("idToken")
@@ -224,10 +236,10 @@ def _sign_in_id_token(provider: Provider, body: Mapping[str, Any]) -> Any:
     outcome = sign_in_or_up(provider, profile, tokens, request_sign_up=False)
     if isinstance(outcome, str):
         raise AuthError(401, outcome.upper())
-    user, _ = outcome
+    user, created, linked = outcome
     session = create_session(user)
     storage().commit()
-    user_signed_in.send(app_object(), user=user, session=session)
+    _announce(user, provider, session, created=created, linked=linked)
     return json_response({"redirect": False, "token": session.token, "user": user.to_json()})
 
 
@@ -281,6 +293,11 @@ def oauth_callback(provider_id: str, body: Any) -> Any:
         except CallbackError as exc:
             exc.url = exc.url or error_url
             raise
+        except Exception:
+            # The browser is mid-flow: it gets the error page, never a 500 (logged here).
+            logger.exception("OAuth callback for %r failed", provider_id)
+            storage().rollback()
+            raise CallbackError("internal_server_error", error_url) from None
     except CallbackError as exc:
         response = redirect_response(
             _with_error(exc.url or default_error, exc.code, exc.description)
@@ -355,10 +372,10 @@ def _complete(provider_id: str, value: Mapping[str, Any], error_url: str) -> str
     )
     if isinstance(outcome, str):
         raise CallbackError(outcome)
-    user, created = outcome
+    user, created, linked = outcome
     session = create_session(user)
     storage().commit()
-    user_signed_in.send(app_object(), user=user, session=session)
+    _announce(user, provider, session, created=created, linked=linked)
     callback = str(value.get("callbackURL") or "/")
     if created and isinstance(value.get("newUserURL"), str):
         return str(value["newUserURL"])

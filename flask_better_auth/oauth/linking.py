@@ -10,7 +10,7 @@ from typing import Any
 
 from ..crypto import generate_id
 from ..models import Account, User, utcnow
-from ..signals import account_linked, user_signed_up
+from ..signals import account_linked
 from ..state import app_object, settings, storage
 from ..storage import Conflict
 from .encryption import decrypt, encrypt
@@ -86,8 +86,9 @@ def _trusted(provider: Provider) -> bool:
 
 def sign_in_or_up(
     provider: Provider, profile: Profile, tokens: Mapping[str, Any], *, request_sign_up: bool
-) -> tuple[User, bool] | str:
-    """The user to sign in and whether it is new, or an error code (Better Auth's
+) -> tuple[User, bool, bool] | str:
+    """The user to sign in, whether it is new and whether an account was linked to it (the
+    caller sends the signals once committed), or an error code (Better Auth's
     ``handleOAuthUserInfo``)."""
     store = storage()
     conf = oauth_settings()
@@ -97,7 +98,7 @@ def sign_in_or_up(
         if user is None:
             return "user_not_found"
         update_tokens(account, provider, tokens)
-        return user, False
+        return user, False, False
     email = (profile.email or "").lower()
     user = store.users.by_email(email)
     if user is not None:
@@ -111,8 +112,7 @@ def sign_in_or_up(
         if not allowed:
             return "account_not_linked"
         store.accounts.add(new_account(user.id, provider, profile, tokens))
-        account_linked.send(app_object(), user=user, provider_id=provider.id)
-        return user, False
+        return user, False, True
     if provider.disable_implicit_sign_up and not request_sign_up:
         return "signup_disabled"
     try:
@@ -122,8 +122,7 @@ def sign_in_or_up(
     except Conflict:
         return "unable_to_create_user"
     store.accounts.add(new_account(user.id, provider, profile, tokens))
-    user_signed_up.send(app_object(), user=user)
-    return user, True
+    return user, True, False
 
 
 def link_account(
