@@ -107,13 +107,11 @@ def _refresh(account: Account) -> None:
     provider = _provider_of(account)
     refresh_value = plain(account.refresh_token)
     if not refresh_value:
-        raise AuthError(400, "REFRESH_TOKEN_NOT_FOUND", "Refresh token not found")
+        raise AuthError(400, "REFRESH_TOKEN_NOT_FOUND")
     try:
         tokens = client.refresh(provider, refresh_value)
     except client.ProviderError:
-        raise AuthError(
-            400, "FAILED_TO_REFRESH_ACCESS_TOKEN", "Failed to refresh access token"
-        ) from None
+        raise AuthError(400, "FAILED_TO_REFRESH_ACCESS_TOKEN") from None
     update_tokens(account, provider, tokens)
     storage().commit()
 
