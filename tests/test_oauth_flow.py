@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nodejs import E2E_DIR
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
+from werkzeug.serving import make_server
 
 from flask_better_auth import account_linked, account_unlinked, user_signed_up
 from flask_better_auth.models import Account, User, Verification
@@ -625,3 +628,37 @@ def test_an_unexpected_failure_is_still_a_redirect(
     assert "a receiver failed" in caplog.text
     # Sent once the rows were committed: the receiver saw a user that exists.
     assert [user.email for user in rows(oauth_app, User)] == ["broken@example.com"]
+
+
+def test_official_client_sign_in_social_and_link_social(
+    tmp_path: Any, oidc_issuer: str, node_env: Any
+) -> None:
+    """``authClient.signIn.social`` and ``linkSocial`` (better-auth/client in Node) against our
+    app served over real HTTP, the provider's pages driven by the same script."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    origin = f"http://127.0.0.1:{port}"
+    app = make_app(
+        f"sqlite:///{tmp_path / 'e2e.sqlite'}",
+        BASE_URL=origin,
+        PLUGINS=["generic-oauth"],
+        GENERIC_OAUTH_PROVIDERS=providers(oidc_issuer),
+    )
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [node_env.node, str(E2E_DIR / "oauth_client.mjs"), origin, "client-e2e@example.com"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=E2E_DIR,
+        )
+    finally:
+        server.shutdown()
+        thread.join()
+        dispose(app)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["passed"] == 7
