@@ -662,3 +662,16 @@ def test_official_client_sign_in_social_and_link_social(
         dispose(app)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["passed"] == 7
+
+
+def test_an_id_token_with_another_nonce_is_refused(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    url = start(client, loginHint="nonce@example.com").get_json()["url"]
+    with oauth_app.app_context():  # the state now expects another nonce than the provider's
+        db = oauth_app.extensions["better_auth"].db
+        row = db.session.execute(db.select(Verification)).scalar_one()
+        row.value = json.dumps({**json.loads(row.value), "idTokenNonce": "another-nonce"})
+        db.session.commit()
+    response = callback(client, provider_login(url))
+    assert response.headers["Location"] == "/auth-error?error=invalid_id_token"
+    assert rows(oauth_app, User) == []
