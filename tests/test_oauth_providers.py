@@ -339,3 +339,28 @@ def test_tenant_and_self_hosted_base_urls() -> None:
     assert providers["gitlab"].userinfo_url == "https://git.example.com/api/v4/user"
     assert providers["github"].authorization_url == "https://ghe.example.com/auth"
     assert providers["github"].token_url == BUILTIN["github"].token_url
+
+
+def test_example_app_shows_a_button_per_configured_provider(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "quickstart" / "app.py"
+    monkeypatch.setenv("FLASK_BETTER_AUTH_SECRET", "example-secret-0123456789-abcdefghijklmnop")
+    monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'ex.sqlite'}")
+    monkeypatch.setenv(
+        "FLASK_BETTER_AUTH_SOCIAL_PROVIDERS", '{"github": {"client_id": "c", "client_secret": "s"}}'
+    )
+    spec = importlib.util.spec_from_file_location("quickstart_oauth_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # Flask finds its templates by it
+    spec.loader.exec_module(module)
+    app = module.app
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert '<button type="button" data-provider="github">Sign in with github</button>' in page
+    with app.app_context():
+        app.extensions["better_auth"].db.engine.dispose()

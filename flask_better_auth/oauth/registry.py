@@ -30,6 +30,17 @@ def find_provider(provider_id: str) -> Provider | None:
     return resolved
 
 
+def provider_ids() -> list[str]:
+    """The ids of the app's configured providers (built-in first, then ``generic-oauth``'s):
+    for a page's "Sign in with …" buttons."""
+    ids = list(oauth_settings().providers)
+    try:
+        generic = plugin_settings("generic-oauth")
+    except KeyError:
+        return ids
+    return ids + [provider_id for provider_id in generic.providers if provider_id not in ids]
+
+
 def auth_base() -> str:
     """``<BASE_URL><BASE_PATH>``: where the callback and the error page live."""
     conf = settings()
