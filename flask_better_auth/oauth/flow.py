@@ -24,7 +24,7 @@ from flask import Response, request
 from ..context import create_session
 from ..cookies import encode_signed, read_signed_cookie, serialize
 from ..crypto import generate_id
-from ..endpoints import Endpoints, json_response, redirect_response, require_session
+from ..endpoints import NO_STORE, Endpoints, json_response, redirect_response, require_session
 from ..errors import AuthError
 from ..models import Session, User, utcnow
 from ..schemas import js_type
@@ -234,13 +234,14 @@ def _sign_in_id_token(provider: Provider, body: Mapping[str, Any]) -> Any:
         "refresh_token": id_token.get("refreshToken"),
     }
     outcome = sign_in_or_up(provider, profile, tokens, request_sign_up=False)
-    if isinstance(outcome, str):
-        raise AuthError(401, outcome.upper())
+    if isinstance(outcome, str):  # account_not_linked, signup_disabled…
+        raise AuthError(401, "UNAUTHORIZED", outcome.replace("_", " ").capitalize())
     user, created, linked = outcome
     session = create_session(user)
     storage().commit()
     _announce(user, provider, session, created=created, linked=linked)
-    return json_response({"redirect": False, "token": session.token, "user": user.to_json()})
+    data = {"redirect": False, "token": session.token, "user": user.to_json()}
+    return json_response(data, headers=NO_STORE)
 
 
 def _with_error(url: str, code: str, description: str | None) -> str:
