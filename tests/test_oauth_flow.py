@@ -4,14 +4,18 @@ Flask test client, the provider's side through httpx like a browser."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -675,3 +679,48 @@ def test_an_id_token_with_another_nonce_is_refused(oauth_app: Flask) -> None:
     response = callback(client, provider_login(url))
     assert response.headers["Location"] == "/auth-error?error=invalid_id_token"
     assert rows(oauth_app, User) == []
+
+
+def test_an_account_linked_by_the_js_server_signs_in_here(tmp_path: Any, oidc_issuer: str) -> None:
+    """The peer's database (made by Better Auth in Node) with an OAuth account row written as
+    Better Auth writes it (ISO dates, comma-joined scope): its user signs in through that
+    provider as a returning user and the account is listed."""
+    db_file = tmp_path / "peer.sqlite"
+    shutil.copy(Path(__file__).parent / "fixtures" / "peer-better-auth.sqlite", db_file)
+    email = "peer.person@example.com"
+    sub = "dyn." + base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
+    with sqlite3.connect(db_file) as conn:
+        (user_id,) = conn.execute("SELECT id FROM user WHERE email = ?", (email,)).fetchone()
+        conn.execute(
+            "INSERT INTO account (id, accountId, providerId, userId, accessToken, scope,"
+            ' "createdAt", "updatedAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            (
+                "jsLinkedAccount0000000000000000",
+                sub,
+                "local-oidc",
+                user_id,
+                "old-token",
+                "openid,email,profile",
+                "2026-12-01T21:26:54.315Z",
+                "2026-12-01T21:26:54.315Z",
+            ),
+        )
+    app = make_app(
+        f"sqlite:///{db_file}",
+        create_tables=False,
+        PLUGINS=["generic-oauth"],
+        GENERIC_OAUTH_PROVIDERS=providers(oidc_issuer),
+    )
+    client = app.test_client()
+    response = sign_in_with(client, email)
+    assert response.headers["Location"] == "/dashboard"  # a returning user
+    listed = client.get("/api/auth/list-accounts").get_json()
+    assert [(a["providerId"], a["accountId"]) for a in listed] == [
+        ("credential", user_id),
+        ("local-oidc", sub),
+    ]
+    assert listed[1]["createdAt"] == "2026-12-01T21:26:54.315Z"
+    assert [a.access_token for a in rows(app, Account) if a.provider_id == "local-oidc"] != [
+        "old-token"
+    ]
+    dispose(app)
