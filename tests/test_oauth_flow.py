@@ -367,6 +367,16 @@ def test_link_social_and_unlink(oauth_app: Flask) -> None:
     url = start(client, path="/link-social", loginHint="owner@example.com", **body)
     value = json.loads(rows(oauth_app, Verification)[0].value)
     assert value["link"]["email"] == "owner@example.com"
+    assert list(value) == [
+        "callbackURL",
+        "codeVerifier",
+        "errorURL",
+        "newUserURL",  # start() sends newUserCallbackURL (the spec's call did not)
+        "link",
+        "expiresAt",
+        "idTokenNonce",
+        "oauthState",
+    ]
     response = callback(client, provider_login(url.get_json()["url"]))
     assert response.headers["Location"] == "/settings"
     assert "better-auth.session-token" not in set_cookies(response)  # no new session
