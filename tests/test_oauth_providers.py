@@ -364,3 +364,57 @@ def test_example_app_shows_a_button_per_configured_provider(
     assert '<button type="button" data-provider="github">Sign in with github</button>' in page
     with app.app_context():
         app.extensions["better_auth"].db.engine.dispose()
+
+
+# Sign in with Apple's identity token payload (developer.apple.com/documentation/
+# signinwithapple/authenticating-users-with-sign-in-with-apple): email_verified may be a string.
+APPLE_CLAIMS = {
+    "iss": "https://appleid.apple.com",
+    "aud": "com.example.web",
+    "exp": 1700000000,
+    "iat": 1699990000,
+    "sub": "001234.5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c.1234",
+    "email": "abc123@privaterelay.appleid.com",
+    "email_verified": "true",
+    "is_private_email": "true",
+}
+
+
+def test_apple_profile_and_client_secret() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    from flask_better_auth.oauth.providers import apple_profile
+
+    assert apple_profile(APPLE_CLAIMS) == Profile(
+        APPLE_CLAIMS["sub"], "abc123@privaterelay.appleid.com", True, "", None
+    )
+    named = {**APPLE_CLAIMS, "email_verified": False, "name": {"firstName": "Ann", "lastName": "B"}}
+    assert apple_profile(named).name == "Ann B" and not apple_profile(named).email_verified
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    options = {"client_id": "com.example.web", "team_id": "TEAM123", "key_id": "KEY456"}
+    apple = configure_social("K", {"apple": {**options, "private_key": pem}})["apple"]
+    secret = apple.secret()
+    assert secret is not None
+    public = ECKey.import_key(
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    token = jwt.decode(secret, public, algorithms=["ES256"])
+    assert token.header["alg"] == "ES256" and token.header["kid"] == "KEY456"
+    assert token.claims["iss"] == "TEAM123" and token.claims["sub"] == "com.example.web"
+    assert token.claims["aud"] == "https://appleid.apple.com"
+    assert 0 < token.claims["exp"] - token.claims["iat"] <= 15777000  # at most six months
+    with pytest.raises(ConfigError, match="team_id, key_id and private_key"):
+        configure_social("K", {"apple": options})
+    with pytest.raises(ConfigError, match="not an EC private key"):
+        configure_social("K", {"apple": {**options, "private_key": "nope"}})

@@ -78,12 +78,13 @@ def cached_json(url: str) -> dict[str, Any]:
 def _client_auth(provider: Provider, form: list[tuple[str, str]]) -> dict[str, str]:
     """Client authentication: ``client_id``/``client_secret`` last in the body (post), or an
     ``Authorization: Basic`` header (each part form-encoded first, as RFC 6749 §2.3.1 says)."""
-    if provider.authentication == "basic" and provider.client_secret:
-        pair = f"{quote(provider.client_id, safe='')}:{quote(provider.client_secret, safe='')}"
+    secret = provider.secret()
+    if provider.authentication == "basic" and secret:
+        pair = f"{quote(provider.client_id, safe='')}:{quote(secret, safe='')}"
         return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
     form.append(("client_id", provider.client_id))
-    if provider.client_secret:
-        form.append(("client_secret", provider.client_secret))
+    if secret:
+        form.append(("client_secret", secret))
     return {}
 
 

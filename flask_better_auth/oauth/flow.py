@@ -46,7 +46,7 @@ STATE_PREFIX = "auth-state:"
 STATE_TTL = timedelta(minutes=10)
 STATE_COOKIE_MAX_AGE = 300
 #: What a ``form_post`` callback may carry (Better Auth's callback body schema).
-CALLBACK_FIELDS = ("code", "error", "error_description", "state", "iss", "device_id")
+CALLBACK_FIELDS = ("code", "error", "error_description", "state", "iss", "device_id", "user")
 
 
 def code_challenge(verifier: str) -> str:

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
+
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from ..config import ConfigError
 
@@ -164,6 +169,41 @@ def twitter_profile(claims: Mapping[str, Any]) -> Profile:
     )
 
 
+def apple_profile(claims: Mapping[str, Any]) -> Profile:
+    """Sign in with Apple's id_token claims (``email_verified`` may be the string "true"); the
+    name comes only once, in the ``user`` form field of the first authorization, so it is
+    often empty."""
+    email = _text(claims.get("email"))
+    verified = claims.get("email_verified")
+    name = claims.get("name")
+    if isinstance(name, Mapping):
+        name = " ".join(p for p in (_text(name.get("firstName")), _text(name.get("lastName"))) if p)
+    return Profile(
+        id=str(claims.get("sub") or ""),
+        email=email.lower() if email else None,
+        email_verified=verified is True or verified == "true",
+        name=_text(name) or "",
+        image=None,
+    )
+
+
+def apple_client_secret(
+    team_id: str, key_id: str, private_key: str, client_id: str, *, lifetime: int = 3600
+) -> str:
+    """Apple's client secret: an ES256 JWT signed with the app's private key (Apple allows up
+    to six months; made fresh for each request, so one hour is plenty)."""
+    now = int(time.time())
+    claims = {
+        "iss": team_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "aud": "https://appleid.apple.com",
+        "sub": client_id,
+    }
+    key = ECKey.import_key(private_key)
+    return jwt.encode({"alg": "ES256", "kid": key_id}, claims, key)
+
+
 @dataclass(frozen=True)
 class Provider:
     """One configured provider (``id`` is the ``<providerId>`` of the callback URL)."""
@@ -192,6 +232,12 @@ class Provider:
     discovery_url: str | None = None
     disable_implicit_sign_up: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Makes the client secret for each request (Apple's signed JWT), instead of a fixed one.
+    secret_factory: Callable[[], str] | None = None
+
+    def secret(self) -> str | None:
+        """The client secret to send now."""
+        return self.secret_factory() if self.secret_factory is not None else self.client_secret
 
 
 #: Built-in providers: endpoints and defaults from each provider's public documentation.
@@ -241,6 +287,21 @@ BUILTIN: Mapping[str, Provider] = {
             "https://gitlab.com/api/v4/user",
             ("read_user",),
             profile=gitlab_profile,
+        ),
+        Provider(
+            "apple",
+            "",
+            None,
+            "https://appleid.apple.com/auth/authorize",
+            "https://appleid.apple.com/auth/token",
+            None,
+            ("email", "name"),
+            profile=apple_profile,
+            issuer="https://appleid.apple.com",
+            jwks_uri="https://appleid.apple.com/auth/keys",
+            claims_from_id_token=True,
+            # Apple posts the answer back when names or emails are asked for.
+            extra_params=(("response_mode", "form_post"),),
         ),
         Provider(
             "microsoft",
@@ -361,6 +422,20 @@ def configure_social(key: str, value: Any) -> dict[str, Provider]:
             # Entra ID: the tenant replaces "common" in the endpoints (single-tenant apps).
             for attribute in ("authorization_url", "token_url"):
                 changes[attribute] = getattr(base, attribute).replace("/common/", f"/{tenant}/")
+        if provider_id == "apple" and not options.get("client_secret"):
+            parts = [options.get(name) for name in ("team_id", "key_id", "private_key")]
+            if not all(isinstance(part, str) and part for part in parts):
+                raise ConfigError(
+                    f"{key}['apple'] needs a client_secret, or team_id, key_id and private_key."
+                )
+            team_id, key_id, private_key = (str(part) for part in parts)
+            try:
+                ECKey.import_key(private_key)
+            except (ValueError, TypeError):
+                raise ConfigError(f"{key}['apple'].private_key is not an EC private key.") from None
+            changes["secret_factory"] = partial(
+                apple_client_secret, team_id, key_id, private_key, options["client_id"]
+            )
         base_url = options.get("base_url")
         if provider_id == "gitlab" and isinstance(base_url, str) and base_url:
             root = base_url.rstrip("/")  # a self-hosted GitLab
@@ -387,6 +462,8 @@ def decode_unverified(id_token: str) -> dict[str, Any]:
 
 __all__ = [
     "BUILTIN",
+    "apple_client_secret",
+    "apple_profile",
     "Profile",
     "Provider",
     "configure_social",
