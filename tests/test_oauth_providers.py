@@ -418,3 +418,68 @@ def test_apple_profile_and_client_secret() -> None:
         configure_social("K", {"apple": options})
     with pytest.raises(ConfigError, match="not an EC private key"):
         configure_social("K", {"apple": {**options, "private_key": "nope"}})
+
+
+# Kakao "Retrieve user information" (developers.kakao.com/docs/latest/en/kakaologin/rest-api).
+KAKAO_ME = {
+    "id": 123456789,
+    "connected_at": "2022-04-11T01:45:28Z",
+    "kakao_account": {
+        "profile_nickname_needs_agreement": False,
+        "profile": {
+            "nickname": "홍길동",
+            "thumbnail_image_url": "http://yyy.kakao.com/.../img_110x110.jpg",
+            "profile_image_url": "http://yyy.kakao.com/dn/.../img_640x640.jpg",
+            "is_default_image": False,
+        },
+        "email_needs_agreement": False,
+        "is_email_valid": True,
+        "is_email_verified": True,
+        "email": "sample@sample.com",
+    },
+}
+# Naver "회원 프로필 조회 API" (developers.naver.com/docs/login/profile).
+NAVER_ME = {
+    "resultcode": "00",
+    "message": "success",
+    "response": {
+        "email": "openapi@naver.com",
+        "nickname": "OpenAPI",
+        "profile_image": "https://ssl.pstatic.net/static/pwe/address/nodata_33x33.gif",
+        "id": "32742776",
+        "name": "오픈 API",
+    },
+}
+# Twitch OIDC id_token claims requested with the claims parameter (dev.twitch.tv/docs/
+# authentication/getting-tokens-oidc).
+TWITCH_CLAIMS = {
+    "aud": "hof5gwx0su6owfnys0yan9c87zr6t",
+    "exp": 1642110994,
+    "iat": 1642110094,
+    "iss": "https://id.twitch.tv/oauth2",
+    "sub": "713936733",
+    "email": "user@example.com",
+    "email_verified": True,
+    "picture": "https://static-cdn.jtvnw.net/user-default-pictures/profile.png",
+    "preferred_username": "foo_bar",
+}
+
+
+def test_more_provider_mappings() -> None:
+    from flask_better_auth.oauth.providers import kakao_profile, naver_profile
+
+    assert kakao_profile(KAKAO_ME) == Profile(
+        "123456789",
+        "sample@sample.com",
+        True,
+        "홍길동",
+        "http://yyy.kakao.com/dn/.../img_640x640.jpg",
+    )
+    assert naver_profile(NAVER_ME) == Profile(
+        "32742776", "openapi@naver.com", False, "오픈 API", NAVER_ME["response"]["profile_image"]
+    )
+    assert oidc_profile(TWITCH_CLAIMS) == Profile(
+        "713936733", "user@example.com", True, "foo_bar", TWITCH_CLAIMS["picture"]
+    )
+    # Twitch's id_token claims are asked for in the authorization URL.
+    assert dict(BUILTIN["twitch"].extra_params)["claims"].startswith('{"id_token":')

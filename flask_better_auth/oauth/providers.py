@@ -204,6 +204,38 @@ def apple_client_secret(
     return jwt.encode({"alg": "ES256", "kid": key_id}, claims, key)
 
 
+def kakao_profile(claims: Mapping[str, Any]) -> Profile:
+    """Kakao's ``GET /v2/user/me`` (the address is verified when valid and verified)."""
+    account = claims.get("kakao_account")
+    account = account if isinstance(account, Mapping) else {}
+    profile = account.get("profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    email = _text(account.get("email"))
+    return Profile(
+        id=str(claims.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=account.get("is_email_valid") is True
+        and account.get("is_email_verified") is True,
+        name=_text(profile.get("nickname")) or "",
+        image=_text(profile.get("profile_image_url")),
+    )
+
+
+def naver_profile(claims: Mapping[str, Any]) -> Profile:
+    """Naver's ``GET /v1/nid/me`` (the user under ``response``; no verified flag)."""
+    data = claims.get("response")
+    if not isinstance(data, Mapping):
+        data = claims
+    email = _text(data.get("email"))
+    return Profile(
+        id=str(data.get("id") or ""),
+        email=email.lower() if email else None,
+        email_verified=False,
+        name=_text(data.get("name")) or _text(data.get("nickname")) or "",
+        image=_text(data.get("profile_image")),
+    )
+
+
 @dataclass(frozen=True)
 class Provider:
     """One configured provider (``id`` is the ``<providerId>`` of the callback URL)."""
@@ -302,6 +334,54 @@ BUILTIN: Mapping[str, Provider] = {
             claims_from_id_token=True,
             # Apple posts the answer back when names or emails are asked for.
             extra_params=(("response_mode", "form_post"),),
+        ),
+        Provider(
+            "twitch",
+            "",
+            None,
+            "https://id.twitch.tv/oauth2/authorize",
+            "https://id.twitch.tv/oauth2/token",
+            "https://id.twitch.tv/oauth2/userinfo",
+            ("user:read:email", "openid"),
+            claims_from_id_token=True,
+            # Twitch puts these claims in the id_token only when asked to.
+            extra_params=(
+                (
+                    "claims",
+                    '{"id_token":{"email":null,"email_verified":null,"picture":null,'
+                    '"preferred_username":null}}',
+                ),
+            ),
+        ),
+        Provider(
+            "kakao",
+            "",
+            None,
+            "https://kauth.kakao.com/oauth/authorize",
+            "https://kauth.kakao.com/oauth/token",
+            "https://kapi.kakao.com/v2/user/me",
+            ("account_email", "profile_image", "profile_nickname"),
+            profile=kakao_profile,
+        ),
+        Provider(
+            "naver",
+            "",
+            None,
+            "https://nid.naver.com/oauth2.0/authorize",
+            "https://nid.naver.com/oauth2.0/token",
+            "https://openapi.naver.com/v1/nid/me",
+            ("profile", "email"),
+            profile=naver_profile,
+        ),
+        Provider(
+            "line",
+            "",
+            None,
+            "https://access.line.me/oauth2/v2.1/authorize",
+            "https://api.line.me/oauth2/v2.1/token",
+            "https://api.line.me/oauth2/v2.1/userinfo",
+            ("openid", "profile", "email"),
+            claims_from_id_token=True,
         ),
         Provider(
             "microsoft",
@@ -472,7 +552,9 @@ __all__ = [
     "facebook_profile",
     "github_profile",
     "gitlab_profile",
+    "kakao_profile",
     "microsoft_profile",
+    "naver_profile",
     "oidc_profile",
     "spotify_profile",
     "twitter_profile",
