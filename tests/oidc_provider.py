@@ -53,6 +53,17 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def oidc_issuer() -> Iterator[str]:
     """The issuer URL of a running provider (stopped at the end of the session)."""
+    yield from _run_provider({})
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer_strict() -> Iterator[str]:
+    """A provider whose id_tokens carry only ``sub`` (``OIDC_ID_TOKEN_CLAIMS=0``, OpenID's
+    strict reading): the email is only in its userinfo answer."""
+    yield from _run_provider({"OIDC_ID_TOKEN_CLAIMS": "0"})
+
+
+def _run_provider(extra_env: dict[str, str]) -> Iterator[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("the OAuth tests need Node.js 20+ with npm on PATH")
@@ -69,7 +80,7 @@ def oidc_issuer() -> Iterator[str]:
                 if result.returncode != 0:
                     pytest.fail(f"npm ci in {OIDC_DIR} failed:\n{result.stderr[-4000:]}")
     port = _free_port()
-    env = {**os.environ, "OIDC_PORT": str(port), "QUIET": "1"}
+    env = {**os.environ, "OIDC_PORT": str(port), "QUIET": "1", **extra_env}
     process = subprocess.Popen(
         [node, "provider.mjs"],
         cwd=OIDC_DIR,

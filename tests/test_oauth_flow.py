@@ -26,13 +26,13 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nodejs import E2E_DIR
-from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
+from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, oidc_issuer_strict, provider_login
 from werkzeug.serving import make_server
 
 from flask_better_auth import account_linked, account_unlinked, user_signed_up
 from flask_better_auth.models import Account, User, Verification
 
-__all__ = ["oidc_issuer"]  # the fixture, used by name
+__all__ = ["oidc_issuer", "oidc_issuer_strict"]  # the fixtures, used by name
 
 REDIS_URL = os.environ.get("FBA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -733,4 +733,24 @@ def test_an_account_linked_by_the_js_server_signs_in_here(tmp_path: Any, oidc_is
     assert [a.access_token for a in rows(app, Account) if a.provider_id == "local-oidc"] != [
         "old-token"
     ]
+    dispose(app)
+
+
+def test_userinfo_is_asked_when_the_id_token_has_no_email(
+    database_url: str, oidc_issuer_strict: str
+) -> None:
+    app = make_app(
+        database_url,
+        PLUGINS=["generic-oauth"],
+        GENERIC_OAUTH_PROVIDERS=providers(oidc_issuer_strict),
+    )
+    client = app.test_client()
+    response = sign_in_with(client, "strict@example.com")
+    assert response.headers["Location"] == "/welcome"
+    user = client.get("/api/auth/get-session").get_json()["user"]
+    assert user["email"] == "strict@example.com" and user["name"] == "Strict"
+    (account,) = rows(app, Account)
+    from flask_better_auth.oauth.providers import decode_unverified
+
+    assert "email" not in decode_unverified(account.id_token or "")  # it came from userinfo
     dispose(app)
