@@ -15,10 +15,12 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+import httpx
 import pytest
 from conftest import ORIGIN, SECRET, make_app, set_cookies, sign_up
 from flask import Flask
@@ -754,3 +756,80 @@ def test_userinfo_is_asked_when_the_id_token_has_no_email(
 
     assert "email" not in decode_unverified(account.id_token or "")  # it came from userinfo
     dispose(app)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Records the back channel's requests, then passes them on to the provider."""
+
+    upstream: ClassVar[str] = ""
+    seen: ClassVar[list[tuple[str, dict[str, str], str]]] = []
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        type(self).seen.append((self.path, headers, body))
+        forwarded = {k: v for k, v in headers.items() if k in ("authorization", "content-type")}
+        answer = httpx.request(
+            self.command, self.upstream + self.path, content=body, headers=forwarded
+        )
+        self.send_response(answer.status_code)
+        self.send_header("content-type", answer.headers.get("content-type", "application/json"))
+        self.send_header("content-length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = _relay
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("authentication", ["post", "basic"])
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_back_channel_requests_are_better_auths(
+    database_url: str, oidc_issuer: str, authentication: str
+) -> None:
+    _Recorder.upstream, _Recorder.seen = oidc_issuer, []
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+    thread.start()
+    proxy = f"http://127.0.0.1:{recorder.server_address[1]}"
+    client_id = CLIENT_ID if authentication == "post" else f"{CLIENT_ID}-basic"
+    configured = {
+        "provider_id": "local-oidc",
+        "client_id": client_id,
+        "client_secret": CLIENT_SECRET,
+        "authorization_url": f"{oidc_issuer}/auth",
+        "token_url": f"{proxy}/token",
+        "user_info_url": f"{proxy}/me",
+        "scopes": ["openid", "email", "profile"],
+        "authentication": authentication,
+    }
+    app = make_app(database_url, PLUGINS=["generic-oauth"], GENERIC_OAUTH_PROVIDERS=[configured])
+    try:
+        client = app.test_client()
+        assert sign_in_with(client, "wire@example.com").headers["Location"] == "/welcome"
+        (account,) = client.get("/api/auth/list-accounts").get_json()
+        refreshed = client.post(
+            "/api/auth/refresh-token", json={"accountId": account["id"]}, headers=ORIGIN
+        )
+        assert refreshed.status_code == 200
+    finally:
+        recorder.shutdown()
+        thread.join()
+        recorder.server_close()
+        dispose(app)
+    (token, _), (userinfo, _), (refresh, _) = [
+        ((path, [k for k, _ in parse_qsl(body)]), headers) for path, headers, body in _Recorder.seen
+    ]
+    credentials = ["client_id", "client_secret"] if authentication == "post" else []
+    grant = ["grant_type", "code", "code_verifier", "redirect_uri"]
+    assert token == ("/token", grant + credentials)
+    assert userinfo == ("/me", [])  # no email in the id_token's claims for a plain OAuth provider
+    assert refresh == ("/token", ["grant_type", "refresh_token", *credentials])
+    headers = _Recorder.seen[0][1]
+    assert headers["accept"] == "application/json"
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+    assert headers.get("authorization", "").startswith("Basic ") == (authentication == "basic")
+    assert _Recorder.seen[1][1]["authorization"].startswith("Bearer ")
