@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -833,3 +834,50 @@ def test_back_channel_requests_are_better_auths(
     assert headers["content-type"] == "application/x-www-form-urlencoded"
     assert headers.get("authorization", "").startswith("Basic ") == (authentication == "basic")
     assert _Recorder.seen[1][1]["authorization"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_discovery_is_fetched_once(database_url: str, oidc_issuer: str) -> None:
+    _Recorder.upstream, _Recorder.seen = oidc_issuer, []
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+    thread.start()
+    proxy = f"http://127.0.0.1:{recorder.server_address[1]}"
+    configured = providers(oidc_issuer)[:1]
+    configured[0]["discovery_url"] = f"{proxy}/.well-known/openid-configuration"
+    app = make_app(database_url, PLUGINS=["generic-oauth"], GENERIC_OAUTH_PROVIDERS=configured)
+    try:
+        for email in ("first@example.com", "second@example.com"):
+            assert sign_in_with(app.test_client(), email).status_code == 302
+    finally:
+        recorder.shutdown()
+        thread.join()
+        recorder.server_close()
+        dispose(app)
+    assert [path for path, _, _ in _Recorder.seen] == ["/.well-known/openid-configuration"]
+
+
+def test_rotated_provider_keys_are_fetched_again(oauth_app: Flask, oidc_issuer: str) -> None:
+    """A cached JWKS that no longer holds the signing key is fetched again (at most once a
+    minute, so forged tokens cannot make us hammer the provider)."""
+    from joserfc.jwk import RSAKey
+
+    from flask_better_auth.oauth import client as back_channel
+
+    token, _ = id_token_of(oauth_app, "rotated@example.com", oauth_app.test_client())
+    stale = {"keys": [RSAKey.generate_key(2048).as_dict(private=False)]}
+    jwks_uri = f"{oidc_issuer}/jwks"
+    body = {"provider": "local-oidc", "idToken": {"token": token}}
+    try:
+        back_channel._cache[jwks_uri] = (time.monotonic(), stale)  # fresh: not fetched again
+        refused = oauth_app.test_client().post(
+            "/api/auth/sign-in/social", json=body, headers=ORIGIN
+        )
+        assert refused.status_code == 401
+        back_channel._cache[jwks_uri] = (time.monotonic() - 120, stale)  # old: fetched again
+        accepted = oauth_app.test_client().post(
+            "/api/auth/sign-in/social", json=body, headers=ORIGIN
+        )
+        assert accepted.status_code == 200
+    finally:
+        back_channel._cache.pop(jwks_uri, None)

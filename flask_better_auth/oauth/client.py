@@ -26,8 +26,12 @@ logger = logging.getLogger("flask_better_auth.oauth")
 
 #: Seconds a request to a provider may take (connect, read, write, pool).
 TIMEOUT = 10.0
+#: The id_token signatures accepted.
+ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
 #: Discovery documents and JWKS are kept this long (seconds).
 CACHE_TTL = 3600.0
+#: A JWKS that verifies no key of a token is fetched again, if older than this (seconds).
+JWKS_REFETCH_AFTER = 60.0
 
 _cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
@@ -137,6 +141,23 @@ class InvalidIdToken(Exception):
     """The id_token's signature, issuer, audience, expiry or nonce is wrong."""
 
 
+def _decode(token: str, jwks_uri: str) -> jwt.Token:
+    """Decode against the provider's keys; once more with a fresh JWKS when no cached key
+    verifies it (the provider rotated its keys)."""
+    try:
+        keys = KeySet.import_key_set(cached_json(jwks_uri))  # type: ignore[arg-type]
+        return jwt.decode(token, keys, algorithms=ALGORITHMS)
+    except (JoseError, ValueError):
+        # At most one refetch a minute: forged tokens must not make us hammer the provider.
+        with _cache_lock:
+            hit = _cache.get(jwks_uri)
+            if hit is None or time.monotonic() - hit[0] < JWKS_REFETCH_AFTER:
+                raise
+            del _cache[jwks_uri]
+        keys = KeySet.import_key_set(cached_json(jwks_uri))  # type: ignore[arg-type]
+        return jwt.decode(token, keys, algorithms=ALGORITHMS)
+
+
 def verify_id_token(provider: Provider, token: str, nonce: str | None) -> dict[str, Any]:
     """Verify ``token`` against the provider's JWKS, issuer, audience (the client id), expiry
     and, when given, ``nonce``; its claims.
@@ -146,9 +167,8 @@ def verify_id_token(provider: Provider, token: str, nonce: str | None) -> dict[s
     """
     if not provider.jwks_uri:
         raise InvalidIdToken("no jwks_uri")
-    keys = KeySet.import_key_set(cached_json(provider.jwks_uri))  # type: ignore[arg-type]
     try:
-        decoded = jwt.decode(token, keys, algorithms=["RS256", "ES256", "PS256", "EdDSA"])
+        decoded = _decode(token, provider.jwks_uri)
         options: dict[str, Any] = {
             "aud": {"essential": True, "value": provider.client_id},
             "exp": {"essential": True},
