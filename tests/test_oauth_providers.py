@@ -274,6 +274,9 @@ def test_github_authorization_url_matches_better_auths() -> None:
         "code_challenge",
     ]
     assert parse_qs(url.query)["scope"] == ["read:user user:email"]
+    body = {"provider": "github", "idToken": {"token": "a.b.c"}}
+    refused = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+    assert refused.status_code == 404 and refused.get_json()["code"] == "ID_TOKEN_NOT_SUPPORTED"
     with app.app_context():
         app.extensions["better_auth"].db.engine.dispose()
 

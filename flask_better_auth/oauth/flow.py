@@ -220,6 +220,8 @@ def _sign_in_id_token(provider: Provider, body: Mapping[str, Any]) -> Any:
             "VALIDATION_ERROR",
             "[body.idToken.token] Invalid input: expected string, received undefined",
         )
+    if not provider.jwks_uri:  # no keys to verify it with (GitHub, plain OAuth providers)
+        raise AuthError(404, "ID_TOKEN_NOT_SUPPORTED")
     nonce = id_token.get("nonce") if isinstance(id_token.get("nonce"), str) else None
     try:
         claims = client.verify_id_token(provider, id_token["token"], nonce)
