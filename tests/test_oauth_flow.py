@@ -881,3 +881,30 @@ def test_rotated_provider_keys_are_fetched_again(oauth_app: Flask, oidc_issuer: 
         assert accepted.status_code == 200
     finally:
         back_channel._cache.pop(jwks_uri, None)
+
+
+def test_extra_scopes_and_additional_params(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    response = start(
+        client,
+        scopes=["offline_access", "email"],
+        additionalParams={"prompt": "login", "state": "ignored", "ui_locales": "fr"},
+        disableRedirect=True,
+    )
+    query = parse_qsl(urlsplit(response.get_json()["url"]).query)
+    params = dict(query)
+    assert params["scope"] == "openid email profile offline_access"  # no duplicate
+    assert params["prompt"] == "login" and params["ui_locales"] == "fr"
+    assert [k for k, _ in query].count("state") == 1 and params["state"] != "ignored"
+    bad = client.post(
+        "/api/auth/sign-in/social",
+        json={"provider": "local-oidc", "scopes": "openid"},
+        headers=ORIGIN,
+    )
+    assert bad.status_code == 400 and bad.get_json()["code"] == "VALIDATION_ERROR"
+    untrusted = client.post(
+        "/api/auth/sign-in/social",
+        json={"provider": "local-oidc", "callbackURL": "https://evil.example/"},
+        headers=ORIGIN,
+    )
+    assert untrusted.status_code == 403 and untrusted.get_json()["code"] == "INVALID_CALLBACK_URL"
