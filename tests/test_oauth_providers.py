@@ -486,3 +486,33 @@ def test_more_provider_mappings() -> None:
     )
     # Twitch's id_token claims are asked for in the authorization URL.
     assert dict(BUILTIN["twitch"].extra_params)["claims"].startswith('{"id_token":')
+
+
+# Dropbox "users/get_current_account" (dropbox.com/developers/documentation/http/documentation).
+DROPBOX_ACCOUNT = {
+    "account_id": "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc",
+    "name": {
+        "given_name": "Franz",
+        "surname": "Ferdinand",
+        "familiar_name": "Franz",
+        "display_name": "Franz Ferdinand (Personal)",
+        "abbreviated_name": "FF",
+    },
+    "email": "franz@dropbox.com",
+    "email_verified": True,
+    "disabled": False,
+    "profile_photo_url": "https://dl-web.dropbox.com/account_photo/get/dbaphid%3AAAHWGmIXV3s",
+}
+
+
+def test_dropbox_mapping_and_userinfo_by_post() -> None:
+    from flask_better_auth.oauth.providers import dropbox_profile
+
+    assert dropbox_profile(DROPBOX_ACCOUNT) == Profile(
+        DROPBOX_ACCOUNT["account_id"],
+        "franz@dropbox.com",
+        True,
+        "Franz Ferdinand (Personal)",
+        DROPBOX_ACCOUNT["profile_photo_url"],
+    )
+    assert BUILTIN["dropbox"].userinfo_method == "POST"

@@ -116,7 +116,9 @@ def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
     if not provider.userinfo_url:
         return {}
     return _request(
-        "GET", provider.userinfo_url, headers={"authorization": f"Bearer {access_token}"}
+        provider.userinfo_method,
+        provider.userinfo_url,
+        headers={"authorization": f"Bearer {access_token}"},
     )
 
 

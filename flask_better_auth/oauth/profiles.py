@@ -205,11 +205,25 @@ def naver_profile(claims: Mapping[str, Any]) -> Profile:
     )
 
 
+def dropbox_profile(claims: Mapping[str, Any]) -> Profile:
+    """Dropbox's ``POST /2/users/get_current_account``."""
+    name = claims.get("name")
+    email = _text(claims.get("email"))
+    return Profile(
+        id=str(claims.get("account_id") or ""),
+        email=email.lower() if email else None,
+        email_verified=claims.get("email_verified") is True,
+        name=(_text(name.get("display_name")) if isinstance(name, Mapping) else None) or "",
+        image=_text(claims.get("profile_photo_url")),
+    )
+
+
 __all__ = [
     "Profile",
     "ProfileMapper",
     "apple_profile",
     "discord_profile",
+    "dropbox_profile",
     "facebook_profile",
     "github_profile",
     "gitlab_profile",

@@ -27,6 +27,7 @@ from .profiles import (
     ProfileMapper,
     apple_profile,
     discord_profile,
+    dropbox_profile,
     facebook_profile,
     github_profile,
     gitlab_profile,
@@ -85,6 +86,8 @@ class Provider:
     discovery_url: str | None = None
     disable_implicit_sign_up: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: How userinfo is asked for (Dropbox wants a POST without a body).
+    userinfo_method: Literal["GET", "POST"] = "GET"
     #: Makes the client secret for each request (Apple's signed JWT), instead of a fixed one.
     secret_factory: Callable[[], str] | None = None
 
@@ -203,6 +206,17 @@ BUILTIN: Mapping[str, Provider] = {
             "https://api.line.me/oauth2/v2.1/userinfo",
             ("openid", "profile", "email"),
             claims_from_id_token=True,
+        ),
+        Provider(
+            "dropbox",
+            "",
+            None,
+            "https://www.dropbox.com/oauth2/authorize",
+            "https://api.dropboxapi.com/oauth2/token",
+            "https://api.dropboxapi.com/2/users/get_current_account",
+            ("account_info.read",),
+            profile=dropbox_profile,
+            userinfo_method="POST",
         ),
         Provider(
             "microsoft",
@@ -370,6 +384,7 @@ __all__ = [
     "configure_social",
     "decode_unverified",
     "discord_profile",
+    "dropbox_profile",
     "facebook_profile",
     "github_profile",
     "gitlab_profile",
