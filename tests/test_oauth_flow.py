@@ -908,3 +908,50 @@ def test_extra_scopes_and_additional_params(oauth_app: Flask) -> None:
         headers=ORIGIN,
     )
     assert untrusted.status_code == 403 and untrusted.get_json()["code"] == "INVALID_CALLBACK_URL"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    token=st.one_of(
+        st.text(max_size=80),
+        st.lists(st.text(alphabet="AZaz09-_=.{}", max_size=30), min_size=2, max_size=5).map(
+            ".".join
+        ),
+        st.sampled_from(["e30.e30.", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "...."]),
+    ),
+    nonce=st.one_of(st.none(), st.text(max_size=10), st.integers()),
+)
+def test_no_id_token_is_a_5xx(oauth_app: Flask, token: str, nonce: Any) -> None:
+    body: dict[str, Any] = {"provider": "local-oidc", "idToken": {"token": token}}
+    if nonce is not None:
+        body["idToken"]["nonce"] = nonce
+    response = oauth_app.test_client().post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+    assert response.status_code == 401, response.get_data()[:300]
+    assert response.get_json()["code"] == "INVALID_TOKEN"
+
+
+def test_a_malformed_jwks_is_a_refusal_not_a_crash(
+    oauth_app: Flask, oidc_issuer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_better_auth.oauth import client as back_channel
+
+    token, _ = id_token_of(oauth_app, "jwks@example.com", oauth_app.test_client())
+    jwks_uri = f"{oidc_issuer}/jwks"
+    body = {"provider": "local-oidc", "idToken": {"token": token}}
+    try:
+        back_channel._cache[jwks_uri] = (time.monotonic(), {"keys": "not-a-list"})
+        with caplog.at_level("ERROR", "flask_better_auth.oauth"):
+            response = oauth_app.test_client().post(
+                "/api/auth/sign-in/social", json=body, headers=ORIGIN
+            )
+    finally:
+        back_channel._cache.pop(jwks_uri, None)
+    assert response.status_code == 401 and response.get_json()["code"] == "INVALID_TOKEN"
+    assert "malformed" in caplog.text

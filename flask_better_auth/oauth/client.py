@@ -143,11 +143,19 @@ class InvalidIdToken(Exception):
     """The id_token's signature, issuer, audience, expiry or nonce is wrong."""
 
 
+def _keys(jwks_uri: str) -> KeySet:
+    try:
+        return KeySet.import_key_set(cached_json(jwks_uri))  # type: ignore[arg-type]
+    except (JoseError, ValueError, KeyError, TypeError):
+        logger.error("OAuth provider's JWKS at %s is malformed", jwks_uri)
+        raise ProviderError("malformed JWKS") from None
+
+
 def _decode(token: str, jwks_uri: str) -> jwt.Token:
     """Decode against the provider's keys; once more with a fresh JWKS when no cached key
     verifies it (the provider rotated its keys)."""
+    keys = _keys(jwks_uri)
     try:
-        keys = KeySet.import_key_set(cached_json(jwks_uri))  # type: ignore[arg-type]
         return jwt.decode(token, keys, algorithms=ALGORITHMS)
     except (JoseError, ValueError):
         # At most one refetch a minute: forged tokens must not make us hammer the provider.
@@ -156,8 +164,7 @@ def _decode(token: str, jwks_uri: str) -> jwt.Token:
             if hit is None or time.monotonic() - hit[0] < JWKS_REFETCH_AFTER:
                 raise
             del _cache[jwks_uri]
-        keys = KeySet.import_key_set(cached_json(jwks_uri))  # type: ignore[arg-type]
-        return jwt.decode(token, keys, algorithms=ALGORITHMS)
+        return jwt.decode(token, _keys(jwks_uri), algorithms=ALGORITHMS)
 
 
 def verify_id_token(provider: Provider, token: str, nonce: str | None) -> dict[str, Any]:
