@@ -955,3 +955,23 @@ def test_a_malformed_jwks_is_a_refusal_not_a_crash(
         back_channel._cache.pop(jwks_uri, None)
     assert response.status_code == 401 and response.get_json()["code"] == "INVALID_TOKEN"
     assert "malformed" in caplog.text
+
+
+@pytest.mark.settings(ACCOUNT_LINKING_REQUIRE_LOCAL_EMAIL_VERIFIED=False)
+def test_local_verification_not_required(oauth_app: Flask) -> None:
+    sign_up(oauth_app.test_client(), "relaxed@example.com")  # unverified
+    browser = oauth_app.test_client()
+    response = sign_in_with(browser, "relaxed+unverified@example.com", "local-oidc-short")
+    assert response.headers["Location"] == "/auth-error?error=account_not_linked"  # nobody vouches
+    assert sign_in_with(browser, "relaxed@example.com").headers["Location"] == "/dashboard"
+
+
+@pytest.mark.settings(ACCOUNT_LINKING_ALLOW_DIFFERENT_EMAILS=True)
+def test_link_social_with_another_address_when_allowed(oauth_app: Flask) -> None:
+    client = oauth_app.test_client()
+    sign_up(client, "main@example.com")
+    url = start(client, path="/link-social", loginHint="other-address@example.com").get_json()
+    response = callback(client, provider_login(url["url"]))
+    assert response.headers["Location"] == "/dashboard"
+    providers_linked = [a["providerId"] for a in client.get("/api/auth/list-accounts").get_json()]
+    assert providers_linked == ["credential", "local-oidc"]
