@@ -474,6 +474,8 @@ def test_refresh_token_and_account_info(oauth_app: Flask) -> None:
         "name": "Refresh",
     }
     assert info["account"]["providerId"] == "local-oidc"
+    assert list(info["data"])[:4] == ["id", "emailVerified", "sub", "email"]
+    assert info["data"]["iss"] and info["data"]["aud"] == CLIENT_ID
 
 
 # --------------------------------------------------------------------------- id token
