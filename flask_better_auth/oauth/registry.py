@@ -48,6 +48,8 @@ def auth_base() -> str:
 
 
 def redirect_uri(provider: Provider) -> str:
+    """The redirect URI sent to the provider (and again with the code): the configured one,
+    else ``<BASE_URL><BASE_PATH>/callback/<id>``."""
     return provider.redirect_uri or f"{auth_base()}/callback/{provider.id}"
 
 
