@@ -516,3 +516,49 @@ def test_dropbox_mapping_and_userinfo_by_post() -> None:
         DROPBOX_ACCOUNT["profile_photo_url"],
     )
     assert BUILTIN["dropbox"].userinfo_method == "POST"
+
+
+def test_google_one_tap_id_token(database_url: str) -> None:
+    """An id_token as Google signs them (iss with or without the scheme, aud = the client id),
+    verified against Google's JWKS (here: a key of the test's own in its place)."""
+    import time
+
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    from flask_better_auth.oauth import client as back_channel
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "google-test"})
+    jwks_uri = BUILTIN["google"].jwks_uri or ""
+    app = make_app(database_url, SOCIAL_PROVIDERS={"google": {"client_id": "web.apps.example"}})
+    now = int(time.time())
+    try:
+        back_channel._cache[jwks_uri] = (time.monotonic(), {"keys": [key.as_dict(private=False)]})
+        for number, issuer in enumerate(("accounts.google.com", "https://accounts.google.com")):
+            claims = {
+                **GOOGLE_CLAIMS,
+                "iss": issuer,
+                "aud": "web.apps.example",
+                "iat": now,
+                "exp": now + 600,
+                "sub": f"google-{number}",
+                "email": f"one-tap-{number}@example.com",
+            }
+            token = jwt.encode({"alg": "RS256", "kid": "google-test"}, claims, key)
+            body = {"provider": "google", "idToken": {"token": token, "nonce": claims["nonce"]}}
+            response = app.test_client().post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+            assert response.status_code == 200, response.get_json()
+            assert response.get_json()["user"]["email"] == f"one-tap-{number}@example.com"
+        forged = jwt.encode(
+            {"alg": "RS256", "kid": "google-test"},
+            {**claims, "iss": "https://evil.example", "sub": "x"},
+            key,
+        )
+        body = {"provider": "google", "idToken": {"token": forged}}
+        refused = app.test_client().post("/api/auth/sign-in/social", json=body, headers=ORIGIN)
+        assert refused.status_code == 401
+    finally:
+        back_channel._cache.pop(jwks_uri, None)
+        with app.app_context():
+            app.extensions["better_auth"].db.session.remove()
+            app.extensions["better_auth"].db.engine.dispose()

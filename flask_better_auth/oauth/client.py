@@ -183,7 +183,8 @@ def verify_id_token(provider: Provider, token: str, nonce: str | None) -> dict[s
             "exp": {"essential": True},
         }
         if provider.issuer:
-            options["iss"] = {"essential": True, "value": provider.issuer}
+            issuers = [provider.issuer, *provider.issuer_aliases]
+            options["iss"] = {"essential": True, "values": issuers}
         jwt.JWTClaimsRegistry(leeway=60, **options).validate(decoded.claims)
     except (JoseError, ValueError) as exc:
         raise InvalidIdToken(type(exc).__name__) from None

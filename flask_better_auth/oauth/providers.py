@@ -75,6 +75,8 @@ class Provider:
     #: An OpenID provider whose id_token is verified (signature, iss, aud, exp, nonce).
     oidc: bool = False
     issuer: str | None = None
+    #: Other spellings of the issuer its id_tokens may carry (Google: without the scheme).
+    issuer_aliases: tuple[str, ...] = ()
     jwks_uri: str | None = None
     #: Read the profile from the id_token's claims when it has the email (Google).
     claims_from_id_token: bool = False
@@ -109,6 +111,7 @@ BUILTIN: Mapping[str, Provider] = {
             "https://openidconnect.googleapis.com/v1/userinfo",
             ("email", "profile", "openid"),
             issuer="https://accounts.google.com",
+            issuer_aliases=("accounts.google.com",),
             jwks_uri="https://www.googleapis.com/oauth2/v3/certs",
             claims_from_id_token=True,
             extra_params=(("include_granted_scopes", "true"),),
