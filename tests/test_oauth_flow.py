@@ -300,10 +300,22 @@ def test_provider_down_is_a_redirect_and_a_logged_error(
     state = parse_qs(urlsplit(start(client, "down").get_json()["url"]).query)["state"][0]
     with caplog.at_level("ERROR", "flask_better_auth.oauth"):
         response = client.get(f"/api/auth/callback/down?state={state}&code=c")
-    dispose(app)
     assert response.status_code == 302
     assert response.headers["Location"] == "/auth-error?error=invalid_code"
     assert "unreachable" in caplog.text
+    # An account of that provider: refreshing its token is a 400, not a 500.
+    user_id = sign_up(client, "down@example.com").user["id"]
+    with app.app_context():
+        db = app.extensions["better_auth"].db
+        row = Account(id="down-account", account_id="x", provider_id="down", user_id=user_id)
+        row.refresh_token = "r"
+        db.session.add(row)
+        db.session.commit()
+    for path in ("/api/auth/refresh-token", "/api/auth/get-access-token"):
+        refused = client.post(path, json={"accountId": "down-account"}, headers=ORIGIN)
+        assert refused.status_code == 400, path
+        assert refused.get_json()["code"] == "FAILED_TO_REFRESH_ACCESS_TOKEN"
+    dispose(app)
 
 
 # --------------------------------------------------------------------------- linking
