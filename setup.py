@@ -27,6 +27,8 @@ setup(
         "flask-cors>=4.0",
         "itsdangerous>=2.1",
         "joserfc>=1.0",
+        "httpx>=0.27",  # the OAuth back channel (token, userinfo, discovery, JWKS)
+        "cryptography>=42",  # ChaCha20-Poly1305 of encrypted OAuth tokens (joserfc needs it too)
         "alembic>=1.13",
         "ada-url>=1.15",  # the WHATWG URL parser: URLs checked as browsers read them
     ],

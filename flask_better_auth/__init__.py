@@ -10,6 +10,8 @@ from .login import authenticate, login_user, logout_user, safe_next_url
 from .models import Account, Session, User, Verification
 from .settings import AuthSettings, ConfigError
 from .signals import (
+    account_linked,
+    account_unlinked,
     email_verified,
     password_reset,
     session_revoked,
@@ -31,6 +33,8 @@ __all__ = [
     "Session",
     "User",
     "Verification",
+    "account_linked",
+    "account_unlinked",
     "authenticate",
     "current_session",
     "current_user",

@@ -103,6 +103,9 @@ class Endpoint:
     auth: AuthLevel = None
     #: ``False`` ignores any request body (Better Auth's ``disableBody``).
     body: bool = True
+    #: ``False`` skips the origin check: for an endpoint a third party posts to by design
+    #: (an OAuth ``form_post`` callback) and that changes nothing itself.
+    origin_check: bool = True
     #: This endpoint's rate-limit rule, instead of the default one (a plugin's ``rateLimit``).
     rate_limit: Rule | None = None
     #: OpenAPI metadata: a one-line summary (default: the handler's docstring's first line).
@@ -165,6 +168,7 @@ class Endpoints(Sequence[Endpoint]):
         form_csrf: bool = False,
         auth: AuthLevel = None,
         body: bool = True,
+        origin_check: bool = True,
         rate_limit: Rule | None = None,
         summary: str | None = None,
         tags: tuple[str, ...] = (),
@@ -186,6 +190,7 @@ class Endpoints(Sequence[Endpoint]):
                     form_csrf=form_csrf,
                     auth=auth,
                     body=body,
+                    origin_check=origin_check,
                     rate_limit=rate_limit,
                     summary=summary if summary is not None else (doc[0] if doc else ""),
                     tags=tags,
@@ -269,7 +274,10 @@ def make_view(endpoint: Endpoint, hooks: Sequence[Hook], base_path: str) -> Call
         reads_body = request.method not in ("GET", "HEAD")
         if endpoint.body and reads_body:
             raw = parse_body(request, allow_form=endpoint.allow_form, max_size=conf.max_body_size)
-        check_origin(conf, request, form_csrf=endpoint.form_csrf, bearer=auth_context().via_bearer)
+        if endpoint.origin_check:
+            check_origin(
+                conf, request, form_csrf=endpoint.form_csrf, bearer=auth_context().via_bearer
+            )
         if reads_body:
             check_redirect_targets(raw if isinstance(raw, dict) else {}, conf, request)
         data = validate(raw, endpoint.fields) if endpoint.fields is not None else raw

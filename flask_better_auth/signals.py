@@ -24,3 +24,8 @@ session_revoked = _signals.signal("session-revoked")
 email_verified = _signals.signal("email-verified")
 #: A user set a new password with a reset link: ``user``.
 password_reset = _signals.signal("password-reset")
+#: A provider's account was linked to a user (implicitly at sign-in, or by ``/link-social``):
+#: ``user``, ``provider_id``.
+account_linked = _signals.signal("account-linked")
+#: An account was removed by ``/unlink-account``: ``user``, ``provider_id``.
+account_unlinked = _signals.signal("account-unlinked")

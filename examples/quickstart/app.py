@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template
 
 from flask_better_auth import BetterAuth, current_session, current_user, login_required
+from flask_better_auth.oauth.registry import provider_ids
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -53,7 +54,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/reset-password")  # BETTER_AUTH_RESET_PASSWORD_PAGE: ?token=… or ?error=…
     @app.get("/email-verified")  # the callbackURL of verification links
     def page() -> str:
-        return render_template("index.html", auth_url=auth.settings.base_path)
+        # "Sign in with …" for each provider configured in the environment, e.g.
+        # FLASK_BETTER_AUTH_SOCIAL_PROVIDERS='{"github": {"client_id": "…", "client_secret": "…"}}'
+        return render_template(
+            "index.html", auth_url=auth.settings.base_path, social_providers=provider_ids()
+        )
 
     @app.get("/api/me")
     @login_required

@@ -249,3 +249,6 @@ __all__ = [
     "merge_error_codes",
     "register_plugin",
 ]
+
+# The plugins shipped with the package register their ids (after the names they import).
+from . import generic_oauth  # noqa: E402, F401

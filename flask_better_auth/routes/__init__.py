@@ -7,7 +7,14 @@ these and the app's plugins' endpoints (the core is the first user of the plugin
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..config import ConfigReader, Keys
 from ..endpoints import Endpoint, Endpoints
+from ..oauth import accounts as oauth_accounts
+from ..oauth import flow as oauth
+from ..oauth.settings import KEYS as OAUTH_KEYS
+from ..oauth.settings import read_oauth_settings
 from ..plugins import Plugin
 from . import (
     email_verification,
@@ -31,6 +38,8 @@ CORE_ROUTES: tuple[tuple[str, Endpoints], ...] = (
     ("password-reset", password_reset.routes),
     ("email-verification", email_verification.routes),
     ("user", user.routes),
+    ("oauth", oauth.routes),
+    ("accounts", oauth_accounts.routes),
     ("ok", ok.routes),
 )
 
@@ -39,7 +48,13 @@ class Core(Plugin):
     """The core's routes, registered through the plugin seam like any plugin's."""
 
     id = "core"
+    #: Social sign-in's keys (the other core keys are read by ``AuthSettings``).
+    keys: Keys = OAUTH_KEYS
     endpoints: tuple[Endpoint, ...] = tuple(e for _, group in CORE_ROUTES for e in group)
+
+    def read_settings(self, cfg: ConfigReader) -> Any:
+        """The social providers and account-linking rules (``plugin_settings("core")``)."""
+        return read_oauth_settings(cfg)
 
 
 __all__ = ["CORE_ROUTES", "Core"]

@@ -214,6 +214,25 @@ class DatabaseAccounts:
             account.password = password_hash
             account.updated_at = utcnow()
 
+    def get(self, account_id: str) -> Account | None:
+        return self.database.session().get(Account, account_id)
+
+    def find(self, provider_id: str, account_id: str) -> Account | None:
+        statement = select(Account).where(
+            Account.provider_id == provider_id, Account.account_id == account_id
+        )
+        return self.database.session().execute(statement).scalars().first()
+
+    def for_user(self, user_id: str) -> list[Account]:
+        statement = select(Account).where(Account.user_id == user_id).order_by(Account.created_at)
+        return list(self.database.session().execute(statement).scalars())
+
+    def add(self, account: Account) -> None:
+        self.database.session().add(account)
+
+    def delete(self, account: Account) -> None:
+        self.database.session().delete(account)
+
     def add_credential(self, user_id: str, password_hash: str) -> None:
         """Add the credential account of a user who has none (a new user: no lookup)."""
         now = utcnow()

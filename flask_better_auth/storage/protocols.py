@@ -107,6 +107,21 @@ class AccountStore(Protocol):
         :param account: the credential account when the caller has it already.
         """
 
+    def get(self, account_id: str) -> Account | None:
+        """The account row with this id (the row id, not the provider's ``accountId``)."""
+
+    def find(self, provider_id: str, account_id: str) -> Account | None:
+        """The account of a provider's user (``providerId`` and the provider's ``accountId``)."""
+
+    def for_user(self, user_id: str) -> list[Account]:
+        """The user's accounts, oldest first."""
+
+    def add(self, account: Account) -> None:
+        """Add a new account row (an OAuth account) to the transaction."""
+
+    def delete(self, account: Account) -> None:
+        """Delete an account row."""
+
 
 class Purgeable(Protocol):
     """Rows that expire: the ``cleanup`` command deletes them in batches."""
