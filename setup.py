@@ -28,7 +28,7 @@ setup(
         "itsdangerous>=2.1",
         "joserfc>=1.0",
         "httpx>=0.27",  # the OAuth back channel (token, userinfo, discovery, JWKS)
-        "cryptography>=42",  # ChaCha20-Poly1305 of encrypted OAuth tokens (joserfc needs it too)
+        "pynacl>=1.5",  # libsodium XChaCha20-Poly1305: Better Auth's encrypted OAuth tokens
         "alembic>=1.13",
         "ada-url>=1.15",  # the WHATWG URL parser: URLs checked as browsers read them
     ],
