@@ -16,7 +16,9 @@ Reads try Redis first and fall back to the database on a miss; writes go to both
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from ..models import Session, User, Verification
 from ..secondary_storage import SecondaryStorage, StorageUnavailable
@@ -42,6 +44,25 @@ from .protocols import (
 )
 from .redis import RedisKeyValue, RedisSessions, RedisVerifications
 
+T = TypeVar("T")
+
+
+def _redis_first(
+    redis_read: Callable[[], T | None], database_read: Callable[[], T | None], *, in_database: bool
+) -> T | None:
+    """A read that Redis answers first: the database answers when Redis misses or fails while
+    it holds the data too (fail open); where Redis is the only copy, its failure propagates
+    (``503``) and its miss is the answer."""
+    try:
+        found = redis_read()
+    except StorageUnavailable:
+        if not in_database:
+            raise
+        found = None
+    if found is not None or not in_database:
+        return found
+    return database_read()
+
 
 class LayeredSessions:
     """Sessions in the database, in Redis, or in both (``in_database`` with ``redis``)."""
@@ -61,15 +82,13 @@ class LayeredSessions:
         self, token: str, *, authoritative: bool = False
     ) -> tuple[Session, User, Source] | None:
         # Redis answers first; the database when Redis misses, fails or holds a revoked entry.
-        if self.redis is not None and not (authoritative and self.in_database):
-            try:
-                found = self.redis.find(token)
-            except StorageUnavailable:
-                if not self.in_database:
-                    raise
-                found = None
-            if found is not None or not self.in_database:
-                return found
+        redis = self.redis
+        if redis is not None and not (authoritative and self.in_database):
+            return _redis_first(
+                lambda: redis.find(token),
+                lambda: self.database.find(token),
+                in_database=self.in_database,
+            )
         return self.database.find(token)
 
     def create(self, session: Session, user: User) -> None:
@@ -195,15 +214,13 @@ class LayeredVerifications:
         return row
 
     def find(self, identifier: str) -> Verification | None:
-        if self.redis is not None:
-            try:
-                found = self.redis.find(identifier)
-            except StorageUnavailable:
-                if not self.in_database:
-                    raise
-                found = None
-            if found is not None or not self.in_database:
-                return found
+        redis = self.redis
+        if redis is not None:
+            return _redis_first(
+                lambda: redis.find(identifier),
+                lambda: self.database.find(identifier),
+                in_database=self.in_database,
+            )
         return self.database.find(identifier)
 
     def consume(self, identifier: str) -> str | None:
