@@ -31,7 +31,8 @@ from ..schemas import js_type
 from ..signals import account_linked, user_signed_in, user_signed_up
 from ..state import app_object, settings, storage
 from . import client
-from .linking import link_account, sign_in_or_up
+from .encryption import encrypt, purpose_key
+from .linking import LINK_PURPOSE, link_account, sign_in_or_up
 from .providers import Profile, Provider, decode_unverified
 from .registry import CallbackError, auth_base, find_provider, redirect_uri
 
@@ -194,9 +195,13 @@ def sign_in_social(body: Any) -> Any:
 def link_social(body: Any) -> Any:
     """Start linking a provider's account to the signed-in user."""
     body = _check_body(body)  # the body is validated before the session, as in Better Auth
-    _, user = require_session("session")
+    session, user = require_session("session")
     provider = _provider_or_404(body)
-    return start_flow(provider, body, link={"userId": user.id, "email": user.email})
+    # The session token rides the state sealed, so the callback can refuse a link whose
+    # session was revoked (or expired) between the start and the provider's redirect.
+    sealed = encrypt(purpose_key(settings().secret, LINK_PURPOSE), session.token)
+    link = {"userId": user.id, "email": user.email, "encryptedSessionToken": sealed}
+    return start_flow(provider, body, link=link)
 
 
 def _announce(
