@@ -365,6 +365,8 @@ def _complete(provider_id: str, value: Mapping[str, Any], error_url: str) -> str
     if iss is not None and provider.discovery_url and provider.issuer and iss != provider.issuer:
         raise CallbackError("issuer_mismatch")
     verifier = value.get("codeVerifier") if isinstance(value.get("codeVerifier"), str) else None
+    if not provider.pkce:
+        verifier = None  # no challenge was sent, so no verifier is (Reddit)
     try:
         tokens = client.exchange_code(provider, code, verifier, redirect_uri(provider))
     except client.ProviderError:
