@@ -283,6 +283,31 @@ def test_form_post_callback_redirects_to_the_get(oauth_app: Flask) -> None:
     assert callback(client, posted.headers["Location"]).headers["Location"] == "/welcome"
 
 
+def test_discovery_down_is_provider_not_found(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Better Auth skips a provider whose discovery failed (and retries it per request): the
+    start routes answer ``404 PROVIDER_NOT_FOUND``, not a 502 of our own."""
+    configured = {
+        "provider_id": "nodisco",
+        "client_id": "c",
+        "discovery_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+    app = make_app(database_url, PLUGINS=["generic-oauth"], GENERIC_OAUTH_PROVIDERS=[configured])
+    client = app.test_client()
+    sign_up(client, "nodisco@example.com")
+    for path in ("/api/auth/sign-in/social", "/api/auth/link-social"):
+        with caplog.at_level("ERROR", "flask_better_auth.oauth"):
+            response = client.post(path, json={"provider": "nodisco"}, headers=ORIGIN)
+        assert response.status_code == 404, path
+        assert response.get_json() == {
+            "message": "Provider not found",
+            "code": "PROVIDER_NOT_FOUND",
+        }
+        assert "unreachable" in caplog.text
+    dispose(app)
+
+
 def test_provider_down_is_a_redirect_and_a_logged_error(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

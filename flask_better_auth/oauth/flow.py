@@ -105,7 +105,9 @@ def _provider_or_404(body: Mapping[str, Any]) -> Provider:
     try:
         provider = find_provider(provider_id)
     except client.ProviderError:
-        raise AuthError(502, "FAILED_TO_GET_PROVIDER") from None
+        # Better Auth skips a provider whose discovery failed (retrying it on each request
+        # naming it): until it answers, that provider does not exist (the failure is logged).
+        provider = None
     if provider is None:
         raise AuthError(404, "PROVIDER_NOT_FOUND")
     return provider
