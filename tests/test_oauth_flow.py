@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 import pytest
-from conftest import ORIGIN, SECRET, make_app, set_cookies, sign_up
+from conftest import ORIGIN, SECRET, make_app, set_cookies, sign_in, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +34,8 @@ from werkzeug.serving import make_server
 
 from flask_better_auth import account_linked, account_unlinked, user_signed_up
 from flask_better_auth.models import Account, User, Verification
+from flask_better_auth.oauth.encryption import open_sealed, purpose_key
+from flask_better_auth.oauth.linking import LINK_PURPOSE
 
 __all__ = ["oidc_issuer", "oidc_issuer_strict"]  # the fixtures, used by name
 
@@ -281,6 +283,31 @@ def test_form_post_callback_redirects_to_the_get(oauth_app: Flask) -> None:
     assert callback(client, posted.headers["Location"]).headers["Location"] == "/welcome"
 
 
+def test_discovery_down_is_provider_not_found(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Better Auth skips a provider whose discovery failed (and retries it per request): the
+    start routes answer ``404 PROVIDER_NOT_FOUND``, not a 502 of our own."""
+    configured = {
+        "provider_id": "nodisco",
+        "client_id": "c",
+        "discovery_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+    app = make_app(database_url, PLUGINS=["generic-oauth"], GENERIC_OAUTH_PROVIDERS=[configured])
+    client = app.test_client()
+    sign_up(client, "nodisco@example.com")
+    for path in ("/api/auth/sign-in/social", "/api/auth/link-social"):
+        with caplog.at_level("ERROR", "flask_better_auth.oauth"):
+            response = client.post(path, json={"provider": "nodisco"}, headers=ORIGIN)
+        assert response.status_code == 404, path
+        assert response.get_json() == {
+            "message": "Provider not found",
+            "code": "PROVIDER_NOT_FOUND",
+        }
+        assert "unreachable" in caplog.text
+    dispose(app)
+
+
 def test_provider_down_is_a_redirect_and_a_logged_error(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -363,6 +390,45 @@ def test_implicit_linking_needs_a_verified_local_user(oauth_app: Flask) -> None:
     assert listed[0]["scopes"] == [] and listed[1]["scopes"] == ["openid", "email", "profile"]
 
 
+def test_link_social_refused_once_its_session_is_gone(oauth_app: Flask) -> None:
+    """The state seals the starting session's token (Better Auth's ``derivePurposeKey`` +
+    ``symmetricEncrypt``); the callback refuses the link when that session was revoked, even
+    if another user has signed in meanwhile in the same browser (state cookie still there)."""
+    browser = oauth_app.test_client()
+    alice = sign_up(browser, "alice@example.com")
+    body = {"callbackURL": "/settings", "errorCallbackURL": "/link-error"}
+    url = start(browser, path="/link-social", loginHint="alice@example.com", **body)
+    link = json.loads(rows(oauth_app, Verification)[0].value)["link"]
+    keys = (purpose_key(SECRET, LINK_PURPOSE),)
+    assert open_sealed(keys, link["encryptedSessionToken"]) == alice.token
+    assert link["userId"] == alice.user["id"]
+    assert browser.post("/api/auth/sign-out", headers=ORIGIN).status_code == 200
+    sign_up(browser, "bob@example.com")  # another user now signed in in this browser
+    response = callback(browser, provider_login(url.get_json()["url"]))
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/link-error?error=unable_to_link_account"
+    assert "better-auth.session-token" not in set_cookies(response)
+    assert [a.provider_id for a in rows(oauth_app, Account)] == ["credential", "credential"]
+    # A tampered seal is refused too; an untouched link from a live session goes through.
+    assert sign_in(browser, "alice@example.com").status_code == 200
+    url = start(browser, path="/link-social", loginHint="alice@example.com", **body)
+    with oauth_app.app_context():
+        db = oauth_app.extensions["better_auth"].db
+        row = db.session.execute(db.select(Verification)).scalar_one()
+        value = json.loads(row.value)
+        sealed = value["link"]["encryptedSessionToken"]
+        value["link"]["encryptedSessionToken"] = sealed[:-2] + (
+            "11" if sealed[-2:] == "00" else "00"
+        )
+        row.value = json.dumps(value)
+        db.session.commit()
+    response = callback(browser, provider_login(url.get_json()["url"]))
+    assert response.headers["Location"] == "/link-error?error=unable_to_link_account"
+    url = start(browser, path="/link-social", loginHint="alice@example.com", **body)
+    response = callback(browser, provider_login(url.get_json()["url"]))
+    assert response.headers["Location"] == "/settings"
+
+
 @pytest.mark.settings(ACCOUNT_LINKING_ENABLED=False)
 def test_linking_disabled(oauth_app: Flask) -> None:
     sign_up(oauth_app.test_client(), "off@example.com")
@@ -382,6 +448,7 @@ def test_link_social_and_unlink(oauth_app: Flask) -> None:
     url = start(client, path="/link-social", loginHint="owner@example.com", **body)
     value = json.loads(rows(oauth_app, Verification)[0].value)
     assert value["link"]["email"] == "owner@example.com"
+    assert list(value["link"]) == ["userId", "email", "encryptedSessionToken"]  # the spec's
     assert list(value) == [
         "callbackURL",
         "codeVerifier",

@@ -4,7 +4,11 @@ against the real OpenID provider (its endpoints overridden, as the peer capture 
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,6 +26,7 @@ from flask_better_auth.oauth.providers import (
     gitlab_profile,
     microsoft_profile,
     oidc_profile,
+    reddit_profile,
     spotify_profile,
     twitter_profile,
     zoom_profile,
@@ -559,6 +564,105 @@ def test_google_one_tap_id_token(database_url: str) -> None:
         assert refused.status_code == 401
     finally:
         back_channel._cache.pop(jwks_uri, None)
+        with app.app_context():
+            app.extensions["better_auth"].db.session.remove()
+            app.extensions["better_auth"].db.engine.dispose()
+
+
+# Reddit "GET /api/v1/me" (reddit.com/dev/api#GET_api_v1_me), trimmed to the fields we read.
+REDDIT_ME = {
+    "id": "1x2y3z",
+    "name": "spez",
+    "icon_img": "https://styles.redditmedia.com/t5_3k/styles/profileIcon_x.png?width=256&s=abc",
+    "has_verified_email": True,
+    "verified": True,
+    "created_utc": 1118030400.0,
+}
+
+
+class _Reddit(BaseHTTPRequestHandler):
+    """Reddit's token endpoint and ``/api/v1/me`` as documented, recording what we send (the
+    real Reddit cannot run here)."""
+
+    seen: ClassVar[list[tuple[str, dict[str, str], str]]] = []
+
+    def _answer(self, data: dict[str, Any]) -> None:
+        payload = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode()
+        type(self).seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self._answer(
+            {
+                "access_token": "reddit-at",
+                "token_type": "bearer",
+                "expires_in": 86400,
+                "scope": "identity",
+            }
+        )
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, ""))
+        self._answer(REDDIT_ME)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_reddit_profile_and_flow(database_url: str) -> None:
+    assert reddit_profile(REDDIT_ME) == Profile(
+        "1x2y3z",
+        "1x2y3z@reddit.placeholder.invalid",
+        False,  # Reddit never shows the address; has_verified_email is about another one
+        "spez",
+        "https://styles.redditmedia.com/t5_3k/styles/profileIcon_x.png",
+    )
+    _Reddit.seen.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Reddit)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    reddit = {
+        "client_id": "reddit-app",
+        "client_secret": "reddit-secret",
+        "token_url": f"{base}/api/v1/access_token",
+        "user_info_url": f"{base}/api/v1/me",
+        "duration": "permanent",
+    }
+    app = make_app(database_url, SOCIAL_PROVIDERS={"reddit": reddit})
+    try:
+        client = app.test_client()
+        body = {"provider": "reddit", "callbackURL": "/dashboard"}
+        data = client.post("/api/auth/sign-in/social", json=body, headers=ORIGIN).get_json()
+        url = urlsplit(data["url"])
+        assert f"{url.scheme}://{url.netloc}{url.path}" == "https://www.reddit.com/api/v1/authorize"
+        query = parse_qs(url.query)
+        assert query["scope"] == ["identity"] and query["duration"] == ["permanent"]
+        assert "code_challenge" not in query and "nonce" not in query
+        response = client.get(f"/api/auth/callback/reddit?code=c0de&state={query['state'][0]}")
+        assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
+        user = client.get("/api/auth/get-session").get_json()["user"]
+        assert user["email"] == "1x2y3z@reddit.placeholder.invalid"
+        assert user["emailVerified"] is False and user["name"] == "spez"
+        assert user["image"] == "https://styles.redditmedia.com/t5_3k/styles/profileIcon_x.png"
+        (token_path, token_headers, form), (me_path, me_headers, _) = _Reddit.seen
+        assert token_path == "/api/v1/access_token" and me_path == "/api/v1/me"
+        basic = base64.b64encode(b"reddit-app:reddit-secret").decode()
+        assert token_headers["authorization"] == f"Basic {basic}"
+        assert token_headers["user-agent"] == me_headers["user-agent"] == "better-auth"
+        assert me_headers["authorization"] == "Bearer reddit-at"
+        sent = parse_qs(form)
+        assert "client_secret" not in sent and "code_verifier" not in sent
+        assert sent["code"] == ["c0de"] and sent["grant_type"] == ["authorization_code"]
+    finally:
+        server.shutdown()
+        server.server_close()
         with app.app_context():
             app.extensions["better_auth"].db.session.remove()
             app.extensions["better_auth"].db.engine.dispose()

@@ -100,14 +100,14 @@ def exchange_code(
     if code_verifier:
         form.append(("code_verifier", code_verifier))
     form.append(("redirect_uri", redirect_uri))
-    headers = _client_auth(provider, form)
+    headers = {**dict(provider.headers), **_client_auth(provider, form)}
     return _request("POST", provider.token_url, data=dict(form), headers=headers)
 
 
 def refresh(provider: Provider, refresh_token: str) -> dict[str, Any]:
     """The refresh-token grant."""
     form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
-    headers = _client_auth(provider, form)
+    headers = {**dict(provider.headers), **_client_auth(provider, form)}
     return _request("POST", provider.token_url, data=dict(form), headers=headers)
 
 
@@ -118,7 +118,7 @@ def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
     return _request(
         provider.userinfo_method,
         provider.userinfo_url,
-        headers={"authorization": f"Bearer {access_token}"},
+        headers={**dict(provider.headers), "authorization": f"Bearer {access_token}"},
     )
 
 

@@ -13,6 +13,8 @@ import hashlib
 import os
 import re
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_decrypt,
     crypto_aead_xchacha20poly1305_ietf_encrypt,
@@ -35,14 +37,26 @@ def encrypt(secret: str, data: str) -> str:
     return (nonce + sealed).hex()
 
 
-def decrypt(secrets: tuple[str, ...], value: str) -> str:
-    """Better Auth's ``symmetricDecrypt``, trying each secret (current first).
+def purpose_key(secret: str, purpose: str) -> str:
+    """Better Auth's ``derivePurposeKey``: an isolated key per ciphertext purpose, so a value
+    sealed for one use (a link's session token) cannot be replayed as another (an OAuth token).
 
-    A value that is not hex is returned as is: a token stored before encryption was turned on
-    (Better Auth's ``isLikelyEncrypted``).
+    HKDF-SHA256 over the secret, salt ``better-auth:oauth-encryption:v1``, info
+    ``better-auth:<purpose>:v1``, 32 bytes, as hex (then used as a ``symmetricEncrypt`` key).
     """
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"better-auth:oauth-encryption:v1",
+        info=f"better-auth:{purpose}:v1".encode(),
+    )
+    return hkdf.derive(secret.encode()).hex()
+
+
+def open_sealed(secrets: tuple[str, ...], value: str) -> str | None:
+    """Strict ``symmetricDecrypt``: the plaintext, or ``None`` when no key opens ``value``."""
     if not _HEX.fullmatch(value) or len(value) < 2 * (NONCE_SIZE + TAG_SIZE):
-        return value
+        return None
     raw = bytes.fromhex(value)
     nonce, sealed = raw[:NONCE_SIZE], raw[NONCE_SIZE:]
     for secret in secrets:
@@ -51,7 +65,17 @@ def decrypt(secrets: tuple[str, ...], value: str) -> str:
             return plain.decode()
         except (CryptoError, UnicodeDecodeError):
             continue
-    return value
+    return None
 
 
-__all__ = ["decrypt", "encrypt"]
+def decrypt(secrets: tuple[str, ...], value: str) -> str:
+    """Better Auth's ``symmetricDecrypt``, trying each secret (current first).
+
+    A value that is not hex is returned as is: a token stored before encryption was turned on
+    (Better Auth's ``isLikelyEncrypted``).
+    """
+    plain = open_sealed(secrets, value)
+    return value if plain is None else plain
+
+
+__all__ = ["decrypt", "encrypt", "open_sealed", "purpose_key"]

@@ -31,7 +31,8 @@ from ..schemas import js_type
 from ..signals import account_linked, user_signed_in, user_signed_up
 from ..state import app_object, settings, storage
 from . import client
-from .linking import link_account, sign_in_or_up
+from .encryption import encrypt, purpose_key
+from .linking import LINK_PURPOSE, link_account, sign_in_or_up
 from .providers import Profile, Provider, decode_unverified
 from .registry import CallbackError, auth_base, find_provider, redirect_uri
 
@@ -104,7 +105,9 @@ def _provider_or_404(body: Mapping[str, Any]) -> Provider:
     try:
         provider = find_provider(provider_id)
     except client.ProviderError:
-        raise AuthError(502, "FAILED_TO_GET_PROVIDER") from None
+        # Better Auth skips a provider whose discovery failed (retrying it on each request
+        # naming it): until it answers, that provider does not exist (the failure is logged).
+        provider = None
     if provider is None:
         raise AuthError(404, "PROVIDER_NOT_FOUND")
     return provider
@@ -194,9 +197,13 @@ def sign_in_social(body: Any) -> Any:
 def link_social(body: Any) -> Any:
     """Start linking a provider's account to the signed-in user."""
     body = _check_body(body)  # the body is validated before the session, as in Better Auth
-    _, user = require_session("session")
+    session, user = require_session("session")
     provider = _provider_or_404(body)
-    return start_flow(provider, body, link={"userId": user.id, "email": user.email})
+    # The session token rides the state sealed, so the callback can refuse a link whose
+    # session was revoked (or expired) between the start and the provider's redirect.
+    sealed = encrypt(purpose_key(settings().secret, LINK_PURPOSE), session.token)
+    link = {"userId": user.id, "email": user.email, "encryptedSessionToken": sealed}
+    return start_flow(provider, body, link=link)
 
 
 def _announce(
@@ -360,6 +367,8 @@ def _complete(provider_id: str, value: Mapping[str, Any], error_url: str) -> str
     if iss is not None and provider.discovery_url and provider.issuer and iss != provider.issuer:
         raise CallbackError("issuer_mismatch")
     verifier = value.get("codeVerifier") if isinstance(value.get("codeVerifier"), str) else None
+    if not provider.pkce:
+        verifier = None  # no challenge was sent, so no verifier is (Reddit)
     try:
         tokens = client.exchange_code(provider, code, verifier, redirect_uri(provider))
     except client.ProviderError:

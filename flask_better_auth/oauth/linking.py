@@ -13,9 +13,32 @@ from ..models import Account, User, utcnow
 from ..signals import account_linked
 from ..state import app_object, settings, storage
 from ..storage import Conflict
-from .encryption import decrypt, encrypt
+from .encryption import decrypt, encrypt, open_sealed, purpose_key
 from .providers import Profile, Provider
 from .registry import CallbackError, oauth_settings
+
+#: ``derivePurposeKey``'s purpose for the session token sealed in a link's state.
+LINK_PURPOSE = "oauth-link-session-token"
+
+
+def _link_session_live(link: Mapping[str, Any]) -> bool:
+    """Better Auth's ``isLinkSessionLive``: the session that started the link still exists,
+    is unexpired and belongs to the link's user. A state without a sealed token (written
+    before this check existed) passes, as in Better Auth."""
+    sealed = link.get("encryptedSessionToken")
+    if sealed is None:
+        return True
+    if not isinstance(sealed, str):
+        return False
+    keys = tuple(purpose_key(secret, LINK_PURPOSE) for secret in settings().secrets)
+    token = open_sealed(keys, sealed)
+    if token is None:
+        return False
+    found = storage().sessions.find(token, authoritative=True)
+    if found is None:
+        return False
+    session = found[0]
+    return session.user_id == str(link.get("userId")) and session.expires_at > utcnow()
 
 
 def stored(token: str) -> str:
@@ -133,6 +156,8 @@ def link_account(
     value: Mapping[str, Any],
 ) -> str:
     """``/link-social``'s callback: add the account to the user who asked (no new session)."""
+    if not _link_session_live(link):
+        raise CallbackError("unable_to_link_account")
     conf = oauth_settings()
     store = storage()
     user = store.users.get(str(link.get("userId")))
@@ -157,4 +182,12 @@ def link_account(
     return str(value.get("callbackURL") or "/")
 
 
-__all__ = ["link_account", "new_account", "plain", "sign_in_or_up", "stored", "update_tokens"]
+__all__ = [
+    "LINK_PURPOSE",
+    "link_account",
+    "new_account",
+    "plain",
+    "sign_in_or_up",
+    "stored",
+    "update_tokens",
+]

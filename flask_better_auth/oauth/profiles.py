@@ -218,6 +218,22 @@ def dropbox_profile(claims: Mapping[str, Any]) -> Profile:
     )
 
 
+def reddit_profile(claims: Mapping[str, Any]) -> Profile:
+    """Reddit's ``GET /api/v1/me``. It never tells the address (``has_verified_email`` is about
+    one we cannot see), so, as Better Auth, the user gets the placeholder
+    ``<id>@reddit.placeholder.invalid`` (RFC 6761), unverified; ``icon_img`` loses its query
+    (a signed, expiring resize)."""
+    user_id = str(claims.get("id") or "")
+    icon = _text(claims.get("icon_img"))
+    return Profile(
+        id=user_id,
+        email=f"{user_id}@reddit.placeholder.invalid".lower() if user_id else None,
+        email_verified=False,
+        name=_text(claims.get("name")) or "",
+        image=icon.split("?")[0] if icon else None,
+    )
+
+
 __all__ = [
     "Profile",
     "ProfileMapper",
@@ -231,6 +247,7 @@ __all__ = [
     "microsoft_profile",
     "naver_profile",
     "oidc_profile",
+    "reddit_profile",
     "spotify_profile",
     "twitter_profile",
     "zoom_profile",

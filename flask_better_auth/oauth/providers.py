@@ -35,6 +35,7 @@ from .profiles import (
     microsoft_profile,
     naver_profile,
     oidc_profile,
+    reddit_profile,
     spotify_profile,
     twitter_profile,
     zoom_profile,
@@ -92,6 +93,9 @@ class Provider:
     userinfo_method: Literal["GET", "POST"] = "GET"
     #: Makes the client secret for each request (Apple's signed JWT), instead of a fixed one.
     secret_factory: Callable[[], str] | None = None
+    #: Headers sent with every back-channel request (Reddit refuses clients without a
+    #: ``User-Agent`` of their own).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def secret(self) -> str | None:
         """The client secret to send now."""
@@ -291,6 +295,19 @@ BUILTIN: Mapping[str, Provider] = {
             profile=twitter_profile,
             authentication="basic",
         ),
+        Provider(
+            "reddit",
+            "",
+            None,
+            "https://www.reddit.com/api/v1/authorize",
+            "https://www.reddit.com/api/v1/access_token",
+            "https://oauth.reddit.com/api/v1/me",
+            ("identity",),
+            profile=reddit_profile,
+            pkce=False,  # Better Auth sends no code_challenge to Reddit
+            authentication="basic",
+            headers=(("user-agent", "better-auth"),),
+        ),
     )
 }
 
@@ -354,6 +371,10 @@ def configure_social(key: str, value: Any) -> dict[str, Provider]:
             changes["secret_factory"] = partial(
                 apple_client_secret, team_id, key_id, private_key, options["client_id"]
             )
+        duration = options.get("duration")
+        if provider_id == "reddit" and isinstance(duration, str) and duration:
+            # "permanent" asks Reddit for a refresh token (the default, "temporary", has none).
+            changes["extra_params"] = (("duration", duration),)
         base_url = options.get("base_url")
         if provider_id == "gitlab" and isinstance(base_url, str) and base_url:
             root = base_url.rstrip("/")  # a self-hosted GitLab
@@ -395,6 +416,7 @@ __all__ = [
     "microsoft_profile",
     "naver_profile",
     "oidc_profile",
+    "reddit_profile",
     "spotify_profile",
     "twitter_profile",
     "zoom_profile",
