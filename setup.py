@@ -29,6 +29,7 @@ setup(
         "joserfc>=1.0",
         "httpx>=0.27",  # the OAuth back channel (token, userinfo, discovery, JWKS)
         "pynacl>=1.5",  # libsodium XChaCha20-Poly1305: Better Auth's encrypted OAuth tokens
+        "cryptography>=42",  # HKDF of Better Auth's purpose keys (joserfc needs it too)
         "alembic>=1.13",
         "ada-url>=1.15",  # the WHATWG URL parser: URLs checked as browsers read them
     ],

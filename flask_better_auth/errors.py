@@ -41,7 +41,6 @@ ERROR_CODES: dict[str, str] = {
     ),
     "FAILED_TO_UNLINK_LAST_ACCOUNT": "You can't unlink your last account",
     "ACCOUNT_NOT_FOUND": "Account not found",
-    "FAILED_TO_GET_PROVIDER": "Failed to reach the provider",
     "REFRESH_TOKEN_NOT_FOUND": "Refresh token not found",
     "FAILED_TO_REFRESH_ACCESS_TOKEN": "Failed to refresh access token",
     "USER_ALREADY_HAS_PASSWORD": (
