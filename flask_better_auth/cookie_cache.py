@@ -15,64 +15,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Request, Response
 
-from .config import ConfigError, ConfigReader, Keys
 from .errors import AuthError
 from .models import Session, User
 from .tokens import sign_jwt, verify_jwt
 
 logger = logging.getLogger("flask_better_auth")
 
-STRATEGIES = ("compact", "jwt")
 #: The payload version Better Auth writes (``cookieCache.version`` unset).
 VERSION = "1"
 #: Better Auth's per-cookie ceiling (Safari keeps ~4093 bytes) and its chunk limit.
 MAX_COOKIE_SIZE = 4050
 MAX_CHUNKS = 100
-
-
-@dataclass(frozen=True)
-class CookieCacheSettings:
-    """``session.cookieCache``: whether the cache is written and read, for how long, and how."""
-
-    enabled: bool
-    max_age: timedelta
-    strategy: str
-
-
-#: The keys of ``session.cookieCache``.
-KEYS = Keys(
-    {
-        "COOKIE_CACHE_ENABLED": False,
-        "COOKIE_CACHE_MAX_AGE": timedelta(minutes=5),
-        "COOKIE_CACHE_STRATEGY": "compact",
-    },
-    owner="cookie_cache",
-)
-
-
-def cookie_cache_settings(cfg: ConfigReader) -> CookieCacheSettings:
-    """Read the ``BETTER_AUTH_COOKIE_CACHE_*`` keys."""
-    max_age = cfg.duration("COOKIE_CACHE_MAX_AGE")
-    if max_age < timedelta(seconds=1) or max_age > timedelta(days=400):
-        raise ConfigError(
-            "BETTER_AUTH_COOKIE_CACHE_MAX_AGE must be between 1 second and 400 days"
-            f" (got {max_age})."
-        )
-    strategy = cfg.str("COOKIE_CACHE_STRATEGY").lower()
-    if strategy not in STRATEGIES:
-        raise ConfigError(
-            "BETTER_AUTH_COOKIE_CACHE_STRATEGY must be 'compact' or 'jwt'"
-            f" (Better Auth's 'jwe' is not supported), not {strategy!r}."
-        )
-    return CookieCacheSettings(
-        enabled=cfg.bool("COOKIE_CACHE_ENABLED"), max_age=max_age, strategy=strategy
-    )
 
 
 def _b64url(data: bytes) -> str:
@@ -240,11 +198,8 @@ def write(
 
 
 __all__ = [
-    "STRATEGIES",
     "VERSION",
-    "CookieCacheSettings",
     "cached_session",
-    "cookie_cache_settings",
     "decode",
     "encode",
     "present",

@@ -11,15 +11,16 @@ from typing import Any
 
 from ada_url import URL
 
-from . import cookie_cache, cookies, email, ip, ratelimit_rules, secondary_storage
-from .config import ConfigError, ConfigReader, Keys, warn_unknown_keys
+from .. import cookies, ip, ratelimit_rules
+from ..config import ConfigError, ConfigReader, Keys, warn_unknown_keys
+from ..cookies import CookieSettings, cookie_settings
+from ..crypto import SCRYPT_N
+from ..ip import Network, ipv6_subnet, trusted_proxies
+from ..origin import check_origin_patterns, parse_url
+from ..ratelimit_rules import RateLimitSettings, rate_limit_settings
+from . import cookie_cache, email, secondary_storage
 from .cookie_cache import CookieCacheSettings, cookie_cache_settings
-from .cookies import CookieSettings, cookie_settings
-from .crypto import SCRYPT_N
 from .email import EmailSettings, email_settings
-from .ip import Network, ipv6_subnet, trusted_proxies
-from .origin import check_origin_patterns, parse_url
-from .ratelimit_rules import RateLimitSettings, rate_limit_settings
 from .secondary_storage import SecondaryStorageSettings, secondary_storage_settings
 
 #: The core's own keys; each feature module declares its own (``cookies.KEYS``, …).
