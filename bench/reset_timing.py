@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import logging
 import multiprocessing
 import random
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from signin_timing import post  # the same timed POST as the sign-in benchmark
 from werkzeug.serving import make_server
 
 from flask_better_auth import BetterAuth
@@ -77,21 +77,6 @@ def wait_until_up(port: int, timeout: float = 30.0) -> bool:
             conn.close()
         time.sleep(0.1)
     return False
-
-
-def post(port: int, path: str, body: dict[str, Any], origin: str) -> tuple[int, float]:
-    """POST JSON over a fresh loopback connection: (status, seconds until the body is read)."""
-    payload = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Origin": origin}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        start = time.perf_counter()
-        conn.request("POST", path, body=payload, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        return response.status, time.perf_counter() - start
-    finally:
-        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from flask import request
 
 from .context import auth_context, create_session, end_session
-from .crypto import burn_password_check, verify_password
 from .errors import AuthError
 from .models import Session, User
 from .origin import check_redirect_target
-from .passwords import js_length
+from .passwords import check_max_length, verify_credentials
 from .schemas import is_email
 from .signals import session_revoked, user_signed_in, user_signed_out
 from .state import app_object, settings, storage
@@ -33,21 +32,16 @@ def authenticate(email: str, password: str) -> User | None:
     :param email: the address as typed (compared lower-cased, as stored).
     :param password: the password as typed.
     """
-    conf = settings().password
-    if not conf.enabled or not isinstance(email, str) or not isinstance(password, str):
+    conf = settings()
+    if not conf.password.enabled or not isinstance(email, str) or not isinstance(password, str):
         return None
-    if not is_email(email) or js_length(password) > conf.max_length:
+    if not is_email(email):
         return None
-    store = storage()
-    user = store.users.by_email(email)
-    account = store.accounts.credential(user.id) if user is not None else None
-    if user is None or account is None or not account.password:
-        burn_password_check(password, n=conf.scrypt_n)
+    try:
+        check_max_length(password, conf)  # the typed and the NFKC length, before any hash
+    except AuthError:
         return None
-    store.commit()  # end the read transaction: nothing is held open during the hash
-    if not verify_password(account.password, password, n=conf.scrypt_n):
-        return None
-    return user
+    return verify_credentials(email, password, conf)
 
 
 def login_user(user: User, *, remember: bool = True, force: bool = False) -> Session | None:

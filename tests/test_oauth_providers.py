@@ -16,10 +16,8 @@ from conftest import ORIGIN, make_app
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, oidc_issuer, provider_login
 
 from flask_better_auth import ConfigError
-from flask_better_auth.oauth.providers import (
-    BUILTIN,
+from flask_better_auth.oauth.profiles import (
     Profile,
-    configure_social,
     discord_profile,
     facebook_profile,
     github_profile,
@@ -31,6 +29,7 @@ from flask_better_auth.oauth.providers import (
     twitter_profile,
     zoom_profile,
 )
+from flask_better_auth.oauth.providers import BUILTIN, configure_social
 
 __all__ = ["oidc_issuer"]
 
@@ -394,7 +393,7 @@ def test_apple_profile_and_client_secret() -> None:
     from joserfc import jwt
     from joserfc.jwk import ECKey
 
-    from flask_better_auth.oauth.providers import apple_profile
+    from flask_better_auth.oauth.profiles import apple_profile
 
     assert apple_profile(APPLE_CLAIMS) == Profile(
         APPLE_CLAIMS["sub"], "abc123@privaterelay.appleid.com", True, "", None

@@ -33,7 +33,8 @@ from ..state import app_object, settings, storage
 from . import client
 from .encryption import encrypt, purpose_key
 from .linking import LINK_PURPOSE, link_account, sign_in_or_up
-from .providers import Profile, Provider, decode_unverified
+from .profiles import Profile
+from .providers import Provider, decode_unverified
 from .registry import CallbackError, auth_base, find_provider, redirect_uri
 
 logger = logging.getLogger("flask_better_auth.oauth")

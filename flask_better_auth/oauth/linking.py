@@ -14,7 +14,8 @@ from ..signals import account_linked
 from ..state import app_object, settings, storage
 from ..storage import Conflict
 from .encryption import decrypt, encrypt, open_sealed, purpose_key
-from .providers import Profile, Provider
+from .profiles import Profile
+from .providers import Provider
 from .registry import CallbackError, oauth_settings
 
 #: ``derivePurposeKey``'s purpose for the session token sealed in a link's state.

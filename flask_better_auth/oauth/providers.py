@@ -23,7 +23,6 @@ from joserfc.jwk import ECKey
 
 from ..config import ConfigError
 from .profiles import (
-    Profile,
     ProfileMapper,
     apple_profile,
     discord_profile,
@@ -399,25 +398,4 @@ def decode_unverified(id_token: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = [
-    "BUILTIN",
-    "apple_client_secret",
-    "apple_profile",
-    "Profile",
-    "Provider",
-    "configure_social",
-    "decode_unverified",
-    "discord_profile",
-    "dropbox_profile",
-    "facebook_profile",
-    "github_profile",
-    "gitlab_profile",
-    "kakao_profile",
-    "microsoft_profile",
-    "naver_profile",
-    "oidc_profile",
-    "reddit_profile",
-    "spotify_profile",
-    "twitter_profile",
-    "zoom_profile",
-]
+__all__ = ["BUILTIN", "Provider", "apple_client_secret", "configure_social", "decode_unverified"]

@@ -7,12 +7,11 @@ from typing import Any
 from flask import Response, request
 
 from ..context import create_session
-from ..crypto import burn_password_check, verify_password
 from ..decorators import wants_html
 from ..email_links import send_verification
 from ..endpoints import NO_STORE, Endpoints, json_response
 from ..errors import AuthError
-from ..passwords import check_max_length
+from ..passwords import check_max_length, verify_credentials
 from ..schemas import FORM, Field, is_email
 from ..signals import user_signed_in
 from ..state import app_object, settings, state, storage
@@ -41,15 +40,8 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     if not is_email(email):
         raise AuthError(400, "INVALID_EMAIL")
     check_max_length(password, conf)
-    n = conf.password.scrypt_n
-    store = storage()
-    user = store.users.by_email(email)
-    account = store.accounts.credential(user.id) if user is not None else None
-    if user is None or account is None or not account.password:
-        burn_password_check(password, n=n)
-        raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
-    store.commit()  # end the read transaction: nothing is held open during the hash
-    if not verify_password(account.password, password, n=n):
+    user = verify_credentials(email, password, conf)
+    if user is None:
         raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD")
     if conf.password.require_email_verification and not user.email_verified:
         if conf.email.send_on_sign_in and state().mailer.can_send("verification"):
@@ -57,7 +49,7 @@ def sign_in_email(body: dict[str, Any]) -> Any:
         raise AuthError(403, "EMAIL_NOT_VERIFIED")
 
     session = create_session(user, dont_remember=body.get("rememberMe") is False)
-    store.commit()
+    storage().commit()
     user_signed_in.send(app_object(), user=user, session=session)
     callback = body.get("callbackURL")
     if callback and request.mimetype == FORM and wants_html():
