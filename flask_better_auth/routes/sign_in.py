@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import request
 
 from ..context import create_session
 from ..decorators import wants_html
 from ..email_links import send_verification
-from ..endpoints import NO_STORE, Endpoints, json_response
+from ..endpoints import NO_STORE, Endpoints, json_response, redirect_response
 from ..errors import AuthError
 from ..passwords import check_max_length, verify_credentials
 from ..schemas import FORM, Field, is_email
@@ -55,9 +55,7 @@ def sign_in_email(body: dict[str, Any]) -> Any:
     if callback and request.mimetype == FORM and wants_html():
         # A plain HTML form cannot read JSON: send the browser on to the page (303: GET it).
         # Better Auth answers JSON here; JSON and fetch clients still get that answer.
-        response = Response(b"", status=303, mimetype="application/json")
-        response.headers["Location"] = callback
-        return response
+        return redirect_response(callback, status=303)
     data: dict[str, Any] = {"redirect": bool(callback), "token": session.token}
     if callback:
         data["url"] = callback
