@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from processes import stop_process
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "better-auth-peer"
@@ -103,12 +104,7 @@ def _run_provider(extra_env: dict[str, str]) -> Iterator[str]:
             time.sleep(0.1)
         yield issuer
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stderr:
             process.stderr.close()
 

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from jinja2 import Environment, FileSystemLoader
+from processes import stop_process
 
 pytestmark = pytest.mark.browser
 
@@ -174,12 +175,7 @@ def _example_app(workdir: Path, port: int, extra_env: dict[str, str]) -> Iterato
                 time.sleep(0.1)
             yield log_path
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
     text = log_path.read_text(errors="replace")
     assert "Traceback" not in text, text[-4000:]
 

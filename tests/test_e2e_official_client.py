@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 from nodejs import NodeEnv
+from processes import stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -81,16 +82,6 @@ def _ok_status(url: str) -> int | None:
         return exc.code
     except (urllib.error.URLError, OSError):
         return None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -161,7 +152,7 @@ def _example_app(workdir: Path, extra_env: dict[str, str]) -> Iterator[RunningSe
                 )
             yield server
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")

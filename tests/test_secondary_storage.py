@@ -22,6 +22,7 @@ import redis
 from conftest import ORIGIN, PASSWORD, SECRET, make_app, queries, set_cookies, sign_in, sign_up
 from flask import Flask
 from flask.testing import FlaskClient
+from processes import stop_process
 from sqlalchemy import delete, func, select
 
 from flask_better_auth import ConfigError
@@ -486,13 +487,7 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
 
 @pytest.fixture
